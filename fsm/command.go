@@ -1,0 +1,166 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/dfs-project/dfs/metastore"
+)
+
+// Op names a kind of log entry.
+type Op string
+
+// The log entry kinds. Every mutation of a dfs namespace is exactly one of these.
+const (
+	OpInit      Op = "init"      // create the root collection (first entry of a cluster)
+	OpPut       Op = "put"       // Path gets content Hash/Size/ContentType
+	OpMkcol     Op = "mkcol"     // Path becomes a new empty collection
+	OpDelete    Op = "delete"    // Path and everything below it go away
+	OpCopy      Op = "copy"      // Path is copied to Dest (Depth, Overwrite)
+	OpMove      Op = "move"      // Path is moved to Dest (Overwrite)
+	OpPropPatch Op = "proppatch" // Patches are applied to Path's dead properties, all or nothing
+	OpLock      Op = "lock"      // Lock is created (on an unmapped Path: an empty file is created)
+	OpRefresh   Op = "refresh"   // the lock Token gets a new Expires
+	OpUnlock    Op = "unlock"    // the lock Token goes away
+	OpExpire    Op = "expire"    // every lock expired at Time goes away
+)
+
+// DepthInfinity is Command.Depth for "Depth: infinity".
+const DepthInfinity = -1
+
+// PropPatch is one set or remove of a dead property.
+type PropPatch struct {
+	Name   metastore.PropName `json:"n"`
+	Value  string             `json:"v,omitempty"` // inner XML, verbatim
+	Remove bool               `json:"r,omitempty"`
+}
+
+// Command is one Raft log entry. Everything that could differ between nodes
+// (the time, lock tokens, expiry) is fixed here by the leader, so applying
+// the same command to the same state gives the same result on every node.
+// Conditions (lock tokens, If-Match) are re-checked at apply time against
+// the state the entry applies to, which makes the log, not the request
+// handler, the authority on whether a mutation happens.
+type Command struct {
+	Op   Op     `json:"op"`
+	Time int64  `json:"t"` // leader's clock, Unix nanoseconds
+	Path string `json:"p,omitempty"`
+	Dest string `json:"d,omitempty"`
+
+	// OpPut
+	Hash        string `json:"h,omitempty"`
+	Size        int64  `json:"s,omitempty"`
+	ContentType string `json:"ct,omitempty"`
+
+	// OpCopy / OpMove
+	Depth     int  `json:"dp,omitempty"` // 0 or DepthInfinity (OpCopy)
+	Overwrite bool `json:"ow,omitempty"`
+
+	// Preconditions checked at apply time.
+	Tokens      []string `json:"tk,omitempty"`  // lock tokens the client submitted (If header)
+	IfMatch     string   `json:"im,omitempty"`  // OpPut: current ETag must equal this; "*": must exist
+	IfNoneMatch string   `json:"inm,omitempty"` // OpPut: "*": must not exist; else current ETag must differ
+
+	// OpPropPatch
+	Patches []PropPatch `json:"pp,omitempty"`
+
+	// OpLock: the complete lock, token and expiry chosen by the leader.
+	Lock *metastore.Lock `json:"l,omitempty"`
+
+	// OpRefresh / OpUnlock
+	Token   string `json:"tok,omitempty"`
+	Expires int64  `json:"exp,omitempty"` // OpRefresh: new expiry (0 = never)
+	Timeout int64  `json:"to,omitempty"`  // OpRefresh: seconds requested (0 = infinite)
+}
+
+// Encode returns the log entry bytes.
+func (c *Command) Encode() ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode %s command: %w", c.Op, err)
+	}
+	return b, nil
+}
+
+// DecodeCommand parses log entry bytes.
+func DecodeCommand(b []byte) (*Command, error) {
+	var c Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("fsm: decode command: %w", err)
+	}
+	return &c, nil
+}
+
+// Code classifies the outcome of applying a command. Handlers map codes to
+// HTTP statuses; the codes exist so the state machine never needs to know
+// about HTTP.
+type Code int
+
+const (
+	OK                 Code = iota
+	NotFound                // the path (or lock token) does not exist
+	Conflict                // a parent collection is missing, or a file is where a collection must be
+	Exists                  // the target exists and Overwrite/If-None-Match forbids replacing it
+	Locked                  // a lock the client did not present protects a path
+	PreconditionFailed      // If-Match / If-None-Match / Overwrite: F failed
+	Forbidden               // source and destination overlap, or the root is targeted
+	NotAllowed              // the operation is not allowed on this kind of resource (e.g. MKCOL on an existing path)
+	Invalid                 // the command itself is malformed
+)
+
+func (c Code) String() string {
+	switch c {
+	case OK:
+		return "ok"
+	case NotFound:
+		return "not found"
+	case Conflict:
+		return "conflict"
+	case Exists:
+		return "exists"
+	case Locked:
+		return "locked"
+	case PreconditionFailed:
+		return "precondition failed"
+	case Forbidden:
+		return "forbidden"
+	case NotAllowed:
+		return "not allowed"
+	case Invalid:
+		return "invalid"
+	}
+	return fmt.Sprintf("code(%d)", int(c))
+}
+
+// Result is what applying a command returned.
+type Result struct {
+	Code    Code
+	Msg     string          // human-readable detail for errors
+	Created bool            // a new resource was created (201 rather than 204)
+	Inode   metastore.Inode // the resulting inode (OpPut, OpMkcol, OpLock, OpCopy, OpMove)
+	Lock    metastore.Lock  // OpLock / OpRefresh: the lock as stored
+	// LockedPath is the path whose lock blocked the command (Code == Locked).
+	LockedPath string
+}
+
+// Err returns nil for OK and an *Error otherwise.
+func (r *Result) Err() error {
+	if r.Code == OK {
+		return nil
+	}
+	return &Error{Code: r.Code, Msg: r.Msg, Path: r.LockedPath}
+}
+
+// Error is a non-OK Result as an error value.
+type Error struct {
+	Code Code
+	Msg  string
+	Path string
+}
+
+func (e *Error) Error() string {
+	if e.Msg == "" {
+		return "fsm: " + e.Code.String()
+	}
+	return "fsm: " + e.Code.String() + ": " + e.Msg
+}
