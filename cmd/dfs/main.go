@@ -1,0 +1,151 @@
+// Command dfs runs a node of dfs, a replicated filesystem served over WebDAV.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/dfs-project/dfs/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	app := newApp(os.Stdout, os.Stderr)
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "dfs:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:    "dfs",
+		Usage:   "a replicated filesystem you mount as a network drive (WebDAV)",
+		Version: version,
+		Description: "dfs nodes form one Raft cluster: the leader takes every write, every node\n" +
+			"serves reads from its own disk, and whatever was acknowledged survives the\n" +
+			"loss of any minority of nodes. Clients speak WebDAV: Windows Explorer, macOS\n" +
+			"Finder, GNOME Files, davfs2, rclone, cadaver, curl.\n\n" +
+			"Every flag can also be set through the DFS_* environment variable shown beside it.",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags:     logFlags(),
+		Commands:  []*cli.Command{serverCommand()},
+	}
+}
+
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DFS_LOG_LEVEL"},
+			Usage: "minimum log level: debug, info, warn, error"},
+		&cli.StringFlag{Name: "log-format", Value: "auto", EnvVars: []string{"DFS_LOG_FORMAT"},
+			Usage: "log format: json, console, or auto (console on a terminal, JSON otherwise)"},
+	}
+}
+
+func serverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "server",
+		Usage: "run a dfs node",
+		Description: "Runs one dfs node: WebDAV and the node API on --http-addr, Raft on\n" +
+			"--raft-addr, file content under --data-dir, metadata in Redis (--redis-url)\n" +
+			"or, without it, in an embedded store under --data-dir.\n\n" +
+			"Start a new single-node cluster:\n" +
+			"   dfs server --id node1 --data-dir ./data --bootstrap\n\n" +
+			"The node API lives beside WebDAV and those names cannot be used for files:\n" +
+			"   GET /healthz          the process is alive\n" +
+			"   GET /readyz           200 when the node can serve (stores open, leader known, caught up)\n" +
+			"   GET /cluster/status   JSON: leader, nodes with id, url, role, applied_index\n\n" +
+			"The Raft port carries the replication log unauthenticated: never expose it\n" +
+			"outside the cluster's private network.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "id", EnvVars: []string{"DFS_ID"}, Required: true,
+				Usage: "this node's unique, stable ID in the cluster (e.g. the pod name)"},
+			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"DFS_DATA_DIR"}, Value: "./dfs-data",
+				Usage: "directory for content, Raft state and the embedded metadata store (the persistent volume)"},
+			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"DFS_HTTP_ADDR"}, Value: ":8080",
+				Usage: "listen address for WebDAV and the node API"},
+			&cli.StringFlag{Name: "advertise-url", EnvVars: []string{"DFS_ADVERTISE_URL"},
+				Usage: "this node's WebDAV base URL as clients and peers reach it (default: derived from --http-addr)"},
+			&cli.StringFlag{Name: "raft-addr", EnvVars: []string{"DFS_RAFT_ADDR"}, Value: "127.0.0.1:7000",
+				Usage: "host:port Raft listens on and advertises to peers; keep it on a private network"},
+			&cli.BoolFlag{Name: "bootstrap", EnvVars: []string{"DFS_BOOTSTRAP"},
+				Usage: "form a new cluster with this node as its first member (ignored when the data directory already holds Raft state)"},
+			&cli.StringFlag{Name: "redis-url", EnvVars: []string{"DFS_REDIS_URL"},
+				Usage: "metadata store: redis://host:6379/0 or unix:///path/redis.sock?db=0; empty uses the embedded store"},
+			&cli.Int64Flag{Name: "max-xml-bytes", EnvVars: []string{"DFS_MAX_XML_BYTES"}, Value: 1 << 20,
+				Usage: "largest PROPFIND, PROPPATCH or LOCK body accepted; larger ones get 413"},
+			&cli.DurationFlag{Name: "gc-interval", EnvVars: []string{"DFS_GC_INTERVAL"}, Value: 10 * time.Minute,
+				Usage: "how often content no file references any more is swept from disk"},
+			&cli.DurationFlag{Name: "gc-grace", EnvVars: []string{"DFS_GC_GRACE"}, Value: time.Hour,
+				Usage: "minimum age of unreferenced content before a sweep deletes it"},
+		},
+		Action: runServer,
+	}
+}
+
+func runServer(c *cli.Context) error {
+	log, err := newLogger(c.App.ErrWriter, c.String("log-level"), c.String("log-format"))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, server.Config{
+		ID:          c.String("id"),
+		DataDir:     c.String("data-dir"),
+		HTTPAddr:    c.String("http-addr"),
+		Advertise:   c.String("advertise-url"),
+		RaftAddr:    c.String("raft-addr"),
+		Bootstrap:   c.Bool("bootstrap"),
+		RedisURL:    c.String("redis-url"),
+		MaxXMLBytes: c.Int64("max-xml-bytes"),
+		GCInterval:  c.Duration("gc-interval"),
+		GCGrace:     c.Duration("gc-grace"),
+		Log:         log,
+	})
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx)
+}
+
+// newLogger builds the process logger: JSON for machines, a console
+// format when a person watches a terminal.
+func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
+	}
+	switch format {
+	case "auto":
+		if isTerminal(w) {
+			w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		}
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	case "json":
+	default:
+		return zerolog.Logger{}, fmt.Errorf("--log-format: want json, console or auto, got %q", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+

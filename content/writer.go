@@ -1,0 +1,219 @@
+package content
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// copyBufSize bounds the memory one upload, verification or read copy uses.
+const copyBufSize = 256 << 10
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// errWriterDone is returned when a Writer is used after Commit or Abort.
+var errWriterDone = errors.New("content: writer already committed or aborted")
+
+// Writer streams one object into a temp file, hashing and counting the
+// bytes as they pass. Commit makes it an object; Abort throws it away.
+// A Writer is not safe for concurrent use.
+type Writer struct {
+	s    *Store
+	f    *os.File
+	sum  hash.Hash
+	n    int64
+	err  error // first write error: a failed write poisons the object
+	done bool
+}
+
+// NewWriter starts a new object in the temp directory.
+func (s *Store) NewWriter() (*Writer, error) {
+	f, err := os.CreateTemp(s.tmp, "upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("content: create temp file: %w", err)
+	}
+	return &Writer{s: s, f: f, sum: sha256.New()}, nil
+}
+
+// Write appends p to the object.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errWriterDone
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.f.Write(p)
+	w.sum.Write(p[:n]) // hash.Hash.Write never fails
+	w.n += int64(n)
+	if err != nil {
+		w.err = fmt.Errorf("content: write temp file: %w", err)
+		return n, w.err
+	}
+	return n, nil
+}
+
+// Size returns how many bytes have been written so far.
+func (w *Writer) Size() int64 { return w.n }
+
+// Abort removes the temp file. It is a no-op after Commit or Abort, so
+// callers can always defer it.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.discard()
+}
+
+func (w *Writer) discard() {
+	name := w.f.Name()
+	w.f.Close()
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// Harmless beyond the disk space: the next Open removes it.
+		w.s.log.Warn().Err(err).Str("file", name).Msg("cannot remove temp file")
+	}
+}
+
+// Commit makes the written bytes a durable object and returns it pinned:
+// the caller owns one pin and must Unpin it once the metadata entry that
+// references the hash is applied or abandoned. If Commit fails, nothing is
+// left behind and no pin is held.
+func (w *Writer) Commit() (Blob, error) {
+	if w.done {
+		return Blob{}, errWriterDone
+	}
+	w.done = true
+	if w.err != nil {
+		w.discard()
+		return Blob{}, w.err
+	}
+	b := Blob{Hash: hex.EncodeToString(w.sum.Sum(nil)), Size: w.n}
+	if b.Size == 0 {
+		w.discard() // the empty object is virtual
+		return b, nil
+	}
+	// The data must be on disk before the rename can make it visible,
+	// otherwise a crash could leave a complete-looking name over
+	// missing blocks.
+	if err := w.f.Sync(); err != nil {
+		w.discard()
+		return Blob{}, fmt.Errorf("content: fsync temp file: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		w.discard()
+		return Blob{}, fmt.Errorf("content: close temp file: %w", err)
+	}
+	tmp := w.f.Name()
+	dst := w.s.path(b.Hash)
+
+	dropTemp, err := w.s.install(tmp, dst, b)
+	if dropTemp {
+		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			w.s.log.Warn().Err(rerr).Str("file", tmp).Msg("cannot remove temp file")
+		}
+	}
+	if err != nil {
+		return Blob{}, err
+	}
+	// Always fsync the fan-out directory, even when the object already
+	// existed: the writer that renamed it there may not have fsynced yet,
+	// and our caller is about to rely on it surviving a crash.
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		_ = w.s.Unpin(b.Hash)
+		return Blob{}, err
+	}
+	w.s.log.Debug().Str("hash", b.Hash).Int64("size", b.Size).Msg("object committed")
+	return b, nil
+}
+
+// install puts the fsynced temp file tmp in place as dst and pins the hash,
+// under s.mu so that no deletion can slip between the two: once install
+// returns, the object is present and pinned. It reports whether the temp
+// file is left over and must be removed.
+func (s *Store) install(tmp, dst string, b Blob) (dropTemp bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fi, err := os.Lstat(dst)
+	switch {
+	case err == nil && fi.Mode().IsRegular() && fi.Size() == b.Size:
+		// Content is immutable: the existing object already holds these
+		// bytes (verification catches it if not). Refresh its mtime so
+		// that Collect's grace period counts from this write too.
+		now := time.Now()
+		if err := os.Chtimes(dst, now, now); err != nil {
+			s.log.Warn().Err(err).Str("hash", b.Hash).Msg("cannot refresh object mtime")
+		}
+		s.pinLocked(b.Hash)
+		return true, nil
+	case err == nil:
+		// Same hash, different size or not a regular file: what is there is
+		// certainly corrupt, and the fresh copy is known good. Replace it
+		// (rename is atomic; readers keep their open inode).
+		s.log.Error().Str("hash", b.Hash).Int64("size", b.Size).Int64("found_size", fi.Size()).
+			Str("mode", fi.Mode().String()).Msg("replacing corrupt object with fresh upload")
+	case !errors.Is(err, fs.ErrNotExist):
+		return true, fmt.Errorf("content: stat object %s: %w", b.Hash, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return true, fmt.Errorf("content: rename temp file to object %s: %w", b.Hash, err)
+		}
+		// The fan-out directory is gone (Open creates all of them, so
+		// someone removed it): create it durably and retry once.
+		if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+			return true, fmt.Errorf("content: create fan-out directory: %w", err)
+		}
+		if err := syncDir(s.objects); err != nil {
+			return true, err
+		}
+		if err := os.Rename(tmp, dst); err != nil {
+			return true, fmt.Errorf("content: rename temp file to object %s: %w", b.Hash, err)
+		}
+	}
+	s.pinLocked(b.Hash)
+	return false, nil
+}
+
+// Put stores everything r yields and returns the blob, pinned as by Commit.
+// It checks ctx between chunks, so a cancelled upload stops promptly and
+// leaves nothing behind. Memory use is bounded by one copy buffer.
+func (s *Store) Put(ctx context.Context, r io.Reader) (Blob, error) {
+	w, err := s.NewWriter()
+	if err != nil {
+		return Blob{}, err
+	}
+	defer w.Abort()
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	// ctxReader also hides any WriterTo of r, so io.CopyBuffer really goes
+	// through our bounded buffer instead of handing w one huge slice.
+	if _, err := io.CopyBuffer(w, ctxReader{ctx: ctx, r: r}, *bp); err != nil {
+		return Blob{}, fmt.Errorf("content: put: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Blob{}, fmt.Errorf("content: put: %w", err)
+	}
+	return w.Commit()
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,452 @@
+// Package redisstore owns the Redis implementation of metastore.Store, the
+// deployment default: each node keeps its metadata in its own Redis.
+//
+// # Schema
+//
+// The layout follows JuiceFS's Redis engine. Every key starts with a
+// configurable prefix p (default "dfs:") so several stores can share one
+// Redis database; IDs are decimal.
+//
+//	<p>i:<id>   string  Inode.Encode()
+//	<p>d:<id>   hash    entry name → child id
+//	<p>p:<id>   hash    "{ns}local" → value (inner XML)
+//	<p>locks    hash    token → Lock as JSON
+//	<p>refs     hash    content hash → count (field absent at 0)
+//	<p>applied  string  index of the last committed batch
+//
+// A listing reads one directory hash and then the children's inode keys,
+// so it costs O(entries in that directory) and two round trips for a
+// directory of ordinary size.
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/dfs-project/dfs/metastore"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix is the key prefix used when WithPrefix is not given.
+const DefaultPrefix = "dfs:"
+
+// chunk bounds the number of fields or keys one HSCAN, MGET or UNLINK call
+// handles, so a huge directory never turns into one giant command or reply
+// that stalls Redis (which is single-threaded) for everyone else.
+const chunk = 1000
+
+// addRef changes a reference count and drops the field at zero, atomically:
+// a separate HDEL after HINCRBY could delete a count that another op in the
+// same MULTI has just raised again. A count never stays at or below zero; the
+// bbolt store behaves the same.
+var addRef = redis.NewScript(`
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if n <= 0 then
+	redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return n
+`)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	prefix string
+}
+
+// WithPrefix sets the prefix of every key the store uses. Reset deletes
+// every key with this prefix, so an empty prefix hands the store the whole
+// database.
+func WithPrefix(p string) Option {
+	return func(c *config) { c.prefix = p }
+}
+
+// Store is a metastore.Store on Redis. It is safe for concurrent use.
+type Store struct {
+	rdb    *redis.Client
+	prefix string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ metastore.Store = (*Store)(nil)
+
+// Open connects to the Redis at url, e.g. "redis://host:6379/0" or
+// "unix:///run/redis.sock?db=0" (any form redis.ParseURL accepts), and
+// checks that it answers.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	cfg := config{prefix: DefaultPrefix}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ropt, err := redis.ParseURL(url)
+	if err != nil {
+		// The URL may hold a password: do not echo it.
+		return nil, fmt.Errorf("redisstore: parse URL: %w", err)
+	}
+	// Without this go-redis ignores the caller's deadline and waits for its
+	// own read timeout, so a stalled Redis would stall the WebDAV request
+	// well past the point its client gave up.
+	ropt.ContextTimeoutEnabled = true
+	rdb := redis.NewClient(ropt)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redisstore: connect to %s %s: %w", ropt.Network, ropt.Addr, err)
+	}
+	return &Store{rdb: rdb, prefix: cfg.prefix}, nil
+}
+
+// Close closes the connection pool. Calling it again is harmless.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if err := s.rdb.Close(); err != nil {
+			s.closeErr = fmt.Errorf("redisstore: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+func (s *Store) inodeKey(id metastore.ID) string {
+	return s.prefix + "i:" + strconv.FormatUint(uint64(id), 10)
+}
+
+func (s *Store) dirKey(id metastore.ID) string {
+	return s.prefix + "d:" + strconv.FormatUint(uint64(id), 10)
+}
+
+func (s *Store) propsKey(id metastore.ID) string {
+	return s.prefix + "p:" + strconv.FormatUint(uint64(id), 10)
+}
+
+func (s *Store) locksKey() string   { return s.prefix + "locks" }
+func (s *Store) refsKey() string    { return s.prefix + "refs" }
+func (s *Store) appliedKey() string { return s.prefix + "applied" }
+
+func parseID(v string) (metastore.ID, error) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("corrupt inode id %q: %w", v, err)
+	}
+	return metastore.ID(n), nil
+}
+
+// Get implements metastore.Reader.
+func (s *Store) Get(ctx context.Context, id metastore.ID) (metastore.Inode, error) {
+	ino, err := s.get(ctx, id)
+	if err != nil {
+		return metastore.Inode{}, fmt.Errorf("redisstore: get inode %d: %w", id, err)
+	}
+	return ino, nil
+}
+
+func (s *Store) get(ctx context.Context, id metastore.ID) (metastore.Inode, error) {
+	b, err := s.rdb.Get(ctx, s.inodeKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return metastore.Inode{}, metastore.ErrNotFound
+	}
+	if err != nil {
+		return metastore.Inode{}, err
+	}
+	return metastore.DecodeInode(b)
+}
+
+// Lookup implements metastore.Reader. An entry whose inode is gone counts
+// as missing.
+func (s *Store) Lookup(ctx context.Context, parent metastore.ID, name string) (metastore.Inode, error) {
+	ino, err := s.lookup(ctx, parent, name)
+	if err != nil {
+		return metastore.Inode{}, fmt.Errorf("redisstore: lookup %q in %d: %w", name, parent, err)
+	}
+	return ino, nil
+}
+
+func (s *Store) lookup(ctx context.Context, parent metastore.ID, name string) (metastore.Inode, error) {
+	v, err := s.rdb.HGet(ctx, s.dirKey(parent), name).Result()
+	if errors.Is(err, redis.Nil) {
+		return metastore.Inode{}, metastore.ErrNotFound
+	}
+	if err != nil {
+		return metastore.Inode{}, err
+	}
+	child, err := parseID(v)
+	if err != nil {
+		return metastore.Inode{}, err
+	}
+	return s.get(ctx, child)
+}
+
+// List implements metastore.Reader. Entries whose inode is gone are left
+// out, consistently with Lookup.
+func (s *Store) List(ctx context.Context, dir metastore.ID) ([]metastore.Dirent, error) {
+	out, err := s.list(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: list %d: %w", dir, err)
+	}
+	return out, nil
+}
+
+func (s *Store) list(ctx context.Context, dir metastore.ID) ([]metastore.Dirent, error) {
+	// HSCAN rather than HGETALL: a small hash comes back whole in one call
+	// anyway, a large one comes back in bounded pieces.
+	children := make(map[string]string)
+	var cursor uint64
+	for {
+		fields, next, err := s.rdb.HScan(ctx, s.dirKey(dir), cursor, "", chunk).Result()
+		if err != nil {
+			return nil, err
+		}
+		// HSCAN may repeat a field while the hash is rehashed; the map
+		// drops the duplicates.
+		for i := 0; i+1 < len(fields); i += 2 {
+			children[fields[i]] = fields[i+1]
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	if len(children) == 0 {
+		return nil, nil
+	}
+
+	names := make([]string, 0, len(children))
+	for name := range children {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	keys := make([]string, len(names))
+	for i, name := range names {
+		id, err := parseID(children[name])
+		if err != nil {
+			return nil, fmt.Errorf("entry %q: %w", name, err)
+		}
+		keys[i] = s.inodeKey(id)
+	}
+
+	// All MGETs go in one pipeline: one round trip, bounded commands.
+	cmds := make([]*redis.SliceCmd, 0, (len(keys)+chunk-1)/chunk)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for lo := 0; lo < len(keys); lo += chunk {
+			cmds = append(cmds, p.MGet(ctx, keys[lo:min(lo+chunk, len(keys))]...))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	out := make([]metastore.Dirent, 0, len(names))
+	i := 0
+	for _, cmd := range cmds {
+		for _, v := range cmd.Val() {
+			name := names[i]
+			i++
+			str, ok := v.(string)
+			if !ok { // nil: the inode is gone
+				continue
+			}
+			ino, err := metastore.DecodeInode([]byte(str))
+			if err != nil {
+				return nil, fmt.Errorf("entry %q: %w", name, err)
+			}
+			out = append(out, metastore.Dirent{Name: name, Inode: ino})
+		}
+	}
+	return out, nil
+}
+
+// Props implements metastore.Reader.
+func (s *Store) Props(ctx context.Context, id metastore.ID) (map[metastore.PropName]string, error) {
+	m, err := s.rdb.HGetAll(ctx, s.propsKey(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: props of %d: %w", id, err)
+	}
+	out := make(map[metastore.PropName]string, len(m))
+	for k, v := range m {
+		name, err := metastore.ParsePropName(k)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: props of %d: %w", id, err)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// Locks implements metastore.Reader.
+func (s *Store) Locks(ctx context.Context) ([]metastore.Lock, error) {
+	m, err := s.rdb.HGetAll(ctx, s.locksKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: locks: %w", err)
+	}
+	out := make([]metastore.Lock, 0, len(m))
+	for token, v := range m {
+		var l metastore.Lock
+		if err := json.Unmarshal([]byte(v), &l); err != nil {
+			return nil, fmt.Errorf("redisstore: lock %q: %w", token, err)
+		}
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b metastore.Lock) int { return strings.Compare(a.Token, b.Token) })
+	return out, nil
+}
+
+// RefCount implements metastore.Reader.
+func (s *Store) RefCount(ctx context.Context, hash string) (int64, error) {
+	n, err := s.rdb.HGet(ctx, s.refsKey(), hash).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: refcount %s: %w", hash, err)
+	}
+	return n, nil
+}
+
+// AppliedIndex implements metastore.Reader.
+func (s *Store) AppliedIndex(ctx context.Context) (uint64, error) {
+	n, err := s.rdb.Get(ctx, s.appliedKey()).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: applied index: %w", err)
+	}
+	return n, nil
+}
+
+// Commit implements metastore.Store: every op and the new applied index go
+// in one MULTI/EXEC, so Redis runs them with no other command in between
+// and a crash of this process cannot leave half a batch.
+//
+// The applied index is checked before the MULTI, not inside it. That is
+// race-free only because each node's store has a single writer, the Raft
+// state machine, which commits batches one at a time; nothing else can move
+// the index between the check and the EXEC.
+//
+// Redis has no rollback: a command that fails while EXEC runs (say, a key
+// of the wrong type after someone wrote to our prefix by hand) does not
+// undo the others. Commands built here cannot fail that way on a store only
+// this package writes.
+func (s *Store) Commit(ctx context.Context, b *metastore.Batch) error {
+	if b == nil {
+		return errors.New("redisstore: commit: nil batch")
+	}
+	if err := s.commit(ctx, b); err != nil {
+		return fmt.Errorf("redisstore: commit batch %d: %w", b.Index, err)
+	}
+	return nil
+}
+
+func (s *Store) commit(ctx context.Context, b *metastore.Batch) error {
+	applied, err := s.AppliedIndex(ctx)
+	if err != nil {
+		return err
+	}
+	if b.Index <= applied {
+		return fmt.Errorf("%w (applied index %d)", metastore.ErrStaleBatch, applied)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range b.Ops {
+			if err := s.queue(ctx, p, &b.Ops[i]); err != nil {
+				return fmt.Errorf("op %d (kind %d): %w", i, b.Ops[i].Kind, err)
+			}
+		}
+		p.Set(ctx, s.appliedKey(), b.Index, 0)
+		return nil
+	})
+	return err
+}
+
+func (s *Store) queue(ctx context.Context, p redis.Pipeliner, op *metastore.Op) error {
+	switch op.Kind {
+	case metastore.OpPutInode:
+		p.Set(ctx, s.inodeKey(op.Inode.ID), op.Inode.Encode(), 0)
+	case metastore.OpDeleteInode:
+		p.Del(ctx, s.inodeKey(op.ID))
+	case metastore.OpLink:
+		p.HSet(ctx, s.dirKey(op.Parent), op.Name, strconv.FormatUint(uint64(op.ID), 10))
+	case metastore.OpUnlink:
+		p.HDel(ctx, s.dirKey(op.Parent), op.Name)
+	case metastore.OpSetProp:
+		p.HSet(ctx, s.propsKey(op.ID), op.Prop.Key(), op.Value)
+	case metastore.OpDeleteProp:
+		p.HDel(ctx, s.propsKey(op.ID), op.Prop.Key())
+	case metastore.OpDeleteProps:
+		p.Del(ctx, s.propsKey(op.ID))
+	case metastore.OpPutLock:
+		v, err := json.Marshal(op.Lock)
+		if err != nil {
+			return err
+		}
+		p.HSet(ctx, s.locksKey(), op.Lock.Token, v)
+	case metastore.OpDeleteLock:
+		p.HDel(ctx, s.locksKey(), op.Lock.Token)
+	case metastore.OpAddRef:
+		// EVAL, not EVALSHA: inside MULTI a NOSCRIPT error (script cache
+		// flushed by a Redis restart) would only surface at EXEC, after
+		// the rest of the batch had been applied.
+		addRef.Eval(ctx, p, []string{s.refsKey()}, op.Hash, op.Delta)
+	default:
+		return fmt.Errorf("unknown op kind %d", op.Kind)
+	}
+	return nil
+}
+
+// Reset implements metastore.Store by deleting every key with the prefix,
+// in SCAN-sized batches so a big store does not block Redis.
+//
+// Unlike the bbolt store this is not atomic. The applied index goes first
+// so that a crash halfway leaves a store that claims nothing was applied;
+// the snapshot restore that follows a Reset then simply runs again, instead
+// of the node trusting a half-deleted store.
+func (s *Store) Reset(ctx context.Context) error {
+	if err := s.reset(ctx); err != nil {
+		return fmt.Errorf("redisstore: reset: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) reset(ctx context.Context) error {
+	if err := s.rdb.Unlink(ctx, s.appliedKey()).Err(); err != nil {
+		return err
+	}
+	match := globEscape(s.prefix) + "*"
+	var cursor uint64
+	for {
+		keys, next, err := s.rdb.Scan(ctx, cursor, match, chunk).Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			if err := s.rdb.Unlink(ctx, keys...).Err(); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// globEscape quotes the characters SCAN MATCH treats as wildcards, so a
+// prefix like "a*" cannot match (and Reset delete) another store's keys.
+func globEscape(s string) string {
+	// Byte-wise, so a prefix that is not valid UTF-8 passes through intact.
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\', '^', '-':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,389 @@
+// Package server assembles one dfs node: the metadata store (Redis or the
+// embedded bbolt store), the content store, the Raft node with its state
+// machine, and the HTTP listener that serves WebDAV beside the node's own
+// API (/healthz, /readyz, /cluster/status). It owns the node's lifecycle:
+// opening everything in order, serving, and shutting down cleanly.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dfs-project/dfs/content"
+	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/metastore"
+	"github.com/dfs-project/dfs/metastore/boltstore"
+	"github.com/dfs-project/dfs/metastore/redisstore"
+	"github.com/dfs-project/dfs/replication"
+	"github.com/dfs-project/dfs/webdav"
+)
+
+// Config configures a node.
+type Config struct {
+	ID        string
+	DataDir   string
+	HTTPAddr  string // listen address for WebDAV and the node API
+	RaftAddr  string // listen address for Raft
+	Advertise string // this node's WebDAV base URL as others reach it; derived from HTTPAddr if empty
+	Bootstrap bool
+	RedisURL  string // empty: embedded store under DataDir
+
+	MaxXMLBytes int64
+	// GCInterval is how often unreferenced content is swept; GCGrace is how
+	// old unreferenced content must be before a sweep removes it.
+	GCInterval time.Duration
+	GCGrace    time.Duration
+
+	Log zerolog.Logger
+}
+
+// reservedNames are the top-level names of the node API. WebDAV can never
+// create them, so the API never shadows a file.
+var reservedNames = map[string]bool{"healthz": true, "readyz": true, "cluster": true, "metrics": true}
+
+// Reserved reports whether a top-level name belongs to the node API.
+func Reserved(name string) bool { return reservedNames[name] }
+
+// Server is a running dfs node.
+type Server struct {
+	cfg     Config
+	log     zerolog.Logger
+	meta    metastore.Store
+	blobs   *content.Store
+	fsm     *fsm.FSM
+	node    *replication.Node
+	ln      net.Listener
+	httpSrv *http.Server
+	url     string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens every part of a node and binds its listeners. Call Serve to
+// start answering and Close to stop.
+func New(ctx context.Context, cfg Config) (s *Server, err error) {
+	if cfg.ID == "" {
+		return nil, errors.New("server: a node ID is required (--id)")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: a data directory is required (--data-dir)")
+	}
+	if cfg.GCInterval <= 0 {
+		cfg.GCInterval = 10 * time.Minute
+	}
+	if cfg.GCGrace <= 0 {
+		cfg.GCGrace = time.Hour
+	}
+	s = &Server{cfg: cfg, log: cfg.Log.With().Str("node", cfg.ID).Logger()}
+	defer func() {
+		if err != nil {
+			s.closeParts(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("server: create data directory: %w", err)
+	}
+	if cfg.RedisURL != "" {
+		s.meta, err = redisstore.Open(ctx, cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("server: open Redis metadata store: %w", err)
+		}
+		s.log.Info().Str("redis", redactURL(cfg.RedisURL)).Msg("metadata in Redis")
+	} else {
+		s.meta, err = boltstore.Open(filepath.Join(cfg.DataDir, "meta.db"))
+		if err != nil {
+			return nil, fmt.Errorf("server: open embedded metadata store: %w", err)
+		}
+		s.log.Info().Str("path", filepath.Join(cfg.DataDir, "meta.db")).Msg("metadata in the embedded store")
+	}
+	s.blobs, err = content.Open(filepath.Join(cfg.DataDir, "content"), s.log)
+	if err != nil {
+		return nil, fmt.Errorf("server: open content store: %w", err)
+	}
+	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	s.url = cfg.Advertise
+	if s.url == "" {
+		s.url = "http://" + advertisable(s.ln.Addr().String())
+	}
+	s.fsm = fsm.New(s.meta, s.log, fsm.WithReleaseHook(s.release))
+	s.node, err = replication.Open(ctx, replication.Config{
+		ID:       cfg.ID,
+		RaftAddr: cfg.RaftAddr,
+		DataDir:  cfg.DataDir,
+		Bootstrap: cfg.Bootstrap,
+		FSM:      s.fsm,
+		Logger:   s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: start raft: %w", err)
+	}
+	dav := webdav.New(webdav.Config{
+		Meta:        s.meta,
+		Node:        s.node,
+		Blobs:       blobAdapter{s.blobs},
+		Log:         s.log,
+		MaxXMLBytes: cfg.MaxXMLBytes,
+		Reserved:    Reserved,
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.HandleFunc("GET /cluster/status", s.handleStatus)
+	mux.Handle("/", dav)
+	s.httpSrv = &http.Server{
+		Handler:           s.routes(mux, dav),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          newStdLogger(s.log),
+	}
+	return s, nil
+}
+
+// routes sends the node API paths to the mux and everything else to WebDAV,
+// so a WebDAV method on /healthz gets WebDAV's answer (403: reserved).
+func (s *Server) routes(mux *http.ServeMux, dav http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/cluster/status":
+				mux.ServeHTTP(w, r)
+				return
+			}
+		}
+		dav.ServeHTTP(w, r)
+	})
+}
+
+// URL is this node's WebDAV base URL.
+func (s *Server) URL() string { return s.url }
+
+// Node returns the Raft node.
+func (s *Server) Node() *replication.Node { return s.node }
+
+// Serve answers HTTP until ctx is done, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context) error {
+	s.log.Info().Str("http", s.ln.Addr().String()).Str("url", s.url).Str("raft", s.cfg.RaftAddr).Msg("dfs node serving")
+	gcCtx, stopGC := context.WithCancel(ctx)
+	defer stopGC()
+	go s.gcLoop(gcCtx)
+	errc := make(chan error, 1)
+	go func() { errc <- s.httpSrv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server: http: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return s.Close(shutdownCtx)
+}
+
+// Close stops the HTTP listener (letting requests in flight finish) and
+// closes Raft and the stores.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.httpSrv != nil {
+			if err := s.httpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			}
+		}
+		errs = append(errs, s.closeParts(ctx))
+		s.closeErr = errors.Join(errs...)
+		s.log.Info().Err(s.closeErr).Msg("dfs node stopped")
+	})
+	return s.closeErr
+}
+
+func (s *Server) closeParts(ctx context.Context) error {
+	var errs []error
+	if s.node != nil {
+		if err := s.node.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("raft: %w", err))
+		}
+	}
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.blobs != nil {
+		if err := s.blobs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("content store: %w", err))
+		}
+	}
+	if s.meta != nil {
+		if err := s.meta.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("metadata store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// release is the state machine's hook for content whose last reference
+// went away: delete it now unless an upload has it pinned.
+func (s *Server) release(hash string) {
+	if _, err := s.blobs.Release(context.Background(), s.meta, hash); err != nil {
+		s.log.Warn().Err(err).Str("hash", hash).Msg("releasing unreferenced content failed; the next sweep retries")
+	}
+}
+
+func (s *Server) gcLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			st, err := s.blobs.Collect(ctx, s.meta, s.cfg.GCGrace)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn().Err(err).Msg("content sweep failed")
+				continue
+			}
+			s.log.Debug().Interface("stats", st).Msg("content sweep done")
+		}
+	}
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleReadyz answers 200 only when the node can serve: its stores answer,
+// it knows a leader, and it has applied what the leader had committed.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	problems := s.readiness(ctx)
+	if len(problems) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "problems": problems})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+}
+
+func (s *Server) readiness(ctx context.Context) []string {
+	var problems []string
+	applied, err := s.meta.AppliedIndex(ctx)
+	if err != nil {
+		problems = append(problems, "metadata store: "+err.Error())
+	}
+	st := s.node.Status(ctx)
+	if st.Leader == "" {
+		problems = append(problems, "no known leader")
+	}
+	if err == nil && applied < st.CommitIndex {
+		problems = append(problems, fmt.Sprintf("catching up: applied %d of %d", applied, st.CommitIndex))
+	}
+	if _, _, err := s.blobs.Usage(); err != nil {
+		problems = append(problems, "content store: "+err.Error())
+	}
+	return problems
+}
+
+// NodeStatus is one member in /cluster/status.
+type NodeStatus struct {
+	ID           string `json:"id"`
+	URL          string `json:"url"`
+	Role         string `json:"role"`
+	AppliedIndex uint64 `json:"applied_index"`
+	RaftAddr     string `json:"raft_addr"`
+	Voter        bool   `json:"voter"`
+}
+
+// ClusterStatus is the body of GET /cluster/status.
+type ClusterStatus struct {
+	Leader      string       `json:"leader"`
+	Term        uint64       `json:"term"`
+	CommitIndex uint64       `json:"commit_index"`
+	Nodes       []NodeStatus `json:"nodes"`
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := s.node.Status(r.Context())
+	out := ClusterStatus{Leader: st.Leader, Term: st.Term, CommitIndex: st.CommitIndex}
+	for _, m := range st.Servers {
+		ns := NodeStatus{ID: m.ID, RaftAddr: m.Address, Voter: m.Voter, Role: "follower"}
+		if m.ID == st.Leader {
+			ns.Role = "leader"
+		}
+		if m.ID == s.cfg.ID {
+			ns.URL = s.url
+			ns.Role = st.Role
+			ns.AppliedIndex = st.AppliedIndex
+		}
+		out.Nodes = append(out.Nodes, ns)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// advertisable turns a bound address into one peers and clients can use:
+// an unspecified host becomes loopback.
+func advertisable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "***" + u[i:]
+		}
+	}
+	return u
+}
+
+// blobAdapter presents the content store as webdav.Blobs.
+type blobAdapter struct{ s *content.Store }
+
+func (a blobAdapter) Write(ctx context.Context, r io.Reader) (string, int64, error) {
+	b, err := a.s.Put(ctx, r)
+	if err != nil {
+		return "", 0, err
+	}
+	return b.Hash, b.Size, nil
+}
+
+func (a blobAdapter) Unpin(hash string) { _ = a.s.Unpin(hash) }
+
+func (a blobAdapter) Open(_ context.Context, hash string, size int64) (webdav.Blob, error) {
+	f, err := a.s.Open(hash)
+	if err != nil {
+		return nil, err
+	}
+	if f.Size() != size {
+		_ = f.Close()
+		return nil, fmt.Errorf("content %s is %d bytes, metadata says %d: %w", hash, f.Size(), size, content.ErrCorrupt)
+	}
+	return f, nil
+}

@@ -1,0 +1,438 @@
+package webdav
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	xwebdav "golang.org/x/net/webdav"
+
+	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/fspath"
+	"github.com/dfs-project/dfs/metastore"
+)
+
+// requestFS is dfs's golang.org/x/net/webdav FileSystem. One is made per
+// request: it reads the node's metadata store and remembers what it has
+// read, so the x/net PROPFIND walker, which stats and opens every member
+// it lists, costs one directory listing plus one property read per member
+// instead of a path resolution per member. Mutations go through the Raft
+// log like every other dfs write.
+type requestFS struct {
+	h      *Handler
+	tokens []string // lock tokens the request submitted
+	cache  map[string]metastore.Inode
+	locks  []metastore.Lock
+	locked bool // locks loaded
+}
+
+var (
+	_ xwebdav.FileSystem      = (*requestFS)(nil)
+	_ xwebdav.File            = (*file)(nil)
+	_ xwebdav.DeadPropsHolder = (*file)(nil)
+	_ xwebdav.ETager          = fileInfo{}
+	_ xwebdav.ContentTyper    = fileInfo{}
+)
+
+func (h *Handler) newFS(tokens []string) *requestFS {
+	return &requestFS{h: h, tokens: tokens, cache: make(map[string]metastore.Inode)}
+}
+
+func notExist(op, name string) error {
+	return &os.PathError{Op: op, Path: name, Err: os.ErrNotExist}
+}
+
+// resolve returns the inode at a clean path, from the request cache when
+// it has been seen already.
+func (f *requestFS) resolve(ctx context.Context, name string) (metastore.Inode, error) {
+	if ino, ok := f.cache[name]; ok {
+		return ino, nil
+	}
+	ino, err := fsm.Resolve(ctx, f.h.meta, name)
+	if err != nil {
+		if errors.Is(err, metastore.ErrNotFound) {
+			return metastore.Inode{}, notExist("stat", name)
+		}
+		return metastore.Inode{}, fmt.Errorf("resolve %s: %w", name, err)
+	}
+	f.cache[name] = ino
+	return ino, nil
+}
+
+func (f *requestFS) allLocks(ctx context.Context) ([]metastore.Lock, error) {
+	if f.locked {
+		return f.locks, nil
+	}
+	ls, err := f.h.meta.Locks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read locks: %w", err)
+	}
+	f.locks, f.locked = ls, true
+	return ls, nil
+}
+
+func cleanName(name string) (string, error) {
+	p, err := fspath.Clean(name)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	return p, nil
+}
+
+func (f *requestFS) Stat(ctx context.Context, name string) (os.FileInfo, error) {
+	p, err := cleanName(name)
+	if err != nil {
+		return nil, err
+	}
+	ino, err := f.resolve(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return fileInfo{name: p, ino: ino}, nil
+}
+
+func (f *requestFS) OpenFile(ctx context.Context, name string, flag int, _ os.FileMode) (xwebdav.File, error) {
+	p, err := cleanName(name)
+	if err != nil {
+		return nil, err
+	}
+	if flag&(os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND) != 0 {
+		// Content is written only by dfs's own PUT, which streams into the
+		// content store and commits through the log; x/net never gets here
+		// because dfs serves PUT, COPY and LOCK itself.
+		return nil, &os.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+	}
+	ino, err := f.resolve(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return &file{fs: f, ctx: ctx, name: p, ino: ino}, nil
+}
+
+func (f *requestFS) propose(ctx context.Context, cmd *fsm.Command) error {
+	cmd.Tokens = f.tokens
+	res, err := f.h.node.Propose(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}
+
+func (f *requestFS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
+	p, err := cleanName(name)
+	if err != nil {
+		return err
+	}
+	return fsError("mkdir", p, f.propose(ctx, &fsm.Command{Op: fsm.OpMkcol, Path: p}))
+}
+
+func (f *requestFS) RemoveAll(ctx context.Context, name string) error {
+	p, err := cleanName(name)
+	if err != nil {
+		return err
+	}
+	return fsError("remove", p, f.propose(ctx, &fsm.Command{Op: fsm.OpDelete, Path: p}))
+}
+
+func (f *requestFS) Rename(ctx context.Context, oldName, newName string) error {
+	src, err := cleanName(oldName)
+	if err != nil {
+		return err
+	}
+	dst, err := cleanName(newName)
+	if err != nil {
+		return err
+	}
+	return fsError("rename", src, f.propose(ctx, &fsm.Command{Op: fsm.OpMove, Path: src, Dest: dst}))
+}
+
+// fsError turns a state machine outcome into the os errors x/net/webdav
+// understands.
+func fsError(op, name string, err error) error {
+	var fe *fsm.Error
+	if !errors.As(err, &fe) {
+		return err
+	}
+	switch fe.Code {
+	case fsm.NotFound, fsm.Conflict:
+		return &os.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+	case fsm.Exists, fsm.NotAllowed, fsm.PreconditionFailed:
+		return &os.PathError{Op: op, Path: name, Err: fs.ErrExist}
+	case fsm.Locked:
+		return xwebdav.ErrLocked
+	case fsm.Forbidden:
+		return xwebdav.ErrForbidden
+	}
+	return err
+}
+
+// fileInfo is an inode seen at a path.
+type fileInfo struct {
+	name string
+	ino  metastore.Inode
+}
+
+func (i fileInfo) Name() string {
+	if i.name == "/" {
+		return "/"
+	}
+	return path.Base(i.name)
+}
+func (i fileInfo) Size() int64 { return i.ino.Size }
+func (i fileInfo) Mode() os.FileMode {
+	if i.ino.IsDir() {
+		return os.ModeDir | 0o755
+	}
+	return 0o644
+}
+func (i fileInfo) ModTime() time.Time { return time.Unix(0, i.ino.Modified).UTC() }
+func (i fileInfo) IsDir() bool        { return i.ino.IsDir() }
+func (i fileInfo) Sys() any           { return i.ino }
+
+// ETag is the strong entity tag: the content hash, so equal bytes give
+// equal tags on every node.
+func (i fileInfo) ETag(context.Context) (string, error) {
+	if i.ino.IsDir() {
+		return "", xwebdav.ErrNotImplemented
+	}
+	return fsm.ETag(i.ino), nil
+}
+
+func (i fileInfo) ContentType(context.Context) (string, error) {
+	return contentType(i.name, i.ino), nil
+}
+
+// contentType is the type stored at PUT, or else the one the name implies.
+func contentType(name string, ino metastore.Inode) string {
+	if ino.IsDir() {
+		return "httpd/unix-directory"
+	}
+	if ino.ContentType != "" {
+		return ino.ContentType
+	}
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// file is an open resource. Content is opened lazily: PROPFIND opens every
+// member only to read its properties.
+type file struct {
+	fs   *requestFS
+	ctx  context.Context
+	name string
+	ino  metastore.Inode
+
+	blob    Blob
+	pos     int64
+	blobPos int64
+	dirRead bool
+}
+
+func (f *file) Close() error {
+	if f.blob != nil {
+		return f.blob.Close()
+	}
+	return nil
+}
+
+func (f *file) Stat() (os.FileInfo, error) { return fileInfo{name: f.name, ino: f.ino}, nil }
+
+func (f *file) Write([]byte) (int, error) {
+	return 0, &os.PathError{Op: "write", Path: f.name, Err: fs.ErrPermission}
+}
+
+// Seek tracks the position itself and moves the content handle only when
+// bytes are read from elsewhere: http.ServeContent seeks to the end to learn
+// the size and back again, and leaving the handle alone keeps the content
+// store's read-time hash verification on for whole-file reads.
+func (f *file) Seek(offset int64, whence int) (int64, error) {
+	if f.ino.IsDir() {
+		return 0, &os.PathError{Op: "seek", Path: f.name, Err: fs.ErrInvalid}
+	}
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = f.pos + offset
+	case io.SeekEnd:
+		abs = f.ino.Size + offset
+	default:
+		return 0, &os.PathError{Op: "seek", Path: f.name, Err: fs.ErrInvalid}
+	}
+	if abs < 0 {
+		return 0, &os.PathError{Op: "seek", Path: f.name, Err: fs.ErrInvalid}
+	}
+	f.pos = abs
+	return abs, nil
+}
+
+func (f *file) Read(p []byte) (int, error) {
+	if f.ino.IsDir() {
+		return 0, &os.PathError{Op: "read", Path: f.name, Err: fs.ErrInvalid}
+	}
+	if f.pos >= f.ino.Size {
+		return 0, io.EOF
+	}
+	if f.blob == nil {
+		b, err := f.fs.h.blobs.Open(f.ctx, f.ino.Hash, f.ino.Size)
+		if err != nil {
+			return 0, fmt.Errorf("open content of %s: %w", f.name, err)
+		}
+		f.blob, f.blobPos = b, 0
+	}
+	if f.blobPos != f.pos {
+		if _, err := f.blob.Seek(f.pos, io.SeekStart); err != nil {
+			return 0, fmt.Errorf("seek content of %s: %w", f.name, err)
+		}
+		f.blobPos = f.pos
+	}
+	n, err := f.blob.Read(p)
+	f.pos += int64(n)
+	f.blobPos += int64(n)
+	return n, err
+}
+
+func (f *file) Readdir(count int) ([]os.FileInfo, error) {
+	if !f.ino.IsDir() {
+		return nil, &os.PathError{Op: "readdir", Path: f.name, Err: fs.ErrInvalid}
+	}
+	if f.dirRead {
+		if count > 0 {
+			return nil, io.EOF
+		}
+		return nil, nil
+	}
+	f.dirRead = true
+	ents, err := f.fs.h.meta.List(f.ctx, f.ino.ID)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", f.name, err)
+	}
+	out := make([]os.FileInfo, 0, len(ents))
+	for _, e := range ents {
+		child := fspath.Join(f.name, e.Name)
+		f.fs.cache[child] = e.Inode
+		out = append(out, fileInfo{name: child, ino: e.Inode})
+	}
+	return out, nil
+}
+
+var (
+	nameCreationDate  = xml.Name{Space: "DAV:", Local: "creationdate"}
+	nameLockDiscovery = xml.Name{Space: "DAV:", Local: "lockdiscovery"}
+)
+
+// DeadProps returns the stored dead properties plus the two live properties
+// x/net/webdav leaves out (creationdate, which Windows needs, and
+// lockdiscovery): x/net consults dead properties first, so this is the seam
+// through which dfs supplies them.
+func (f *file) DeadProps() (map[xml.Name]xwebdav.Property, error) {
+	props, err := f.fs.h.meta.Props(f.ctx, f.ino.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read properties of %s: %w", f.name, err)
+	}
+	out := make(map[xml.Name]xwebdav.Property, len(props)+2)
+	for n, v := range props {
+		xn := xml.Name{Space: n.Space, Local: n.Local}
+		out[xn] = xwebdav.Property{XMLName: xn, InnerXML: []byte(v)}
+	}
+	out[nameCreationDate] = xwebdav.Property{
+		XMLName:  nameCreationDate,
+		InnerXML: []byte(time.Unix(0, f.ino.Created).UTC().Format(time.RFC3339)),
+	}
+	locks, err := f.fs.allLocks(f.ctx)
+	if err != nil {
+		return nil, err
+	}
+	out[nameLockDiscovery] = xwebdav.Property{
+		XMLName:  nameLockDiscovery,
+		InnerXML: []byte(LockDiscoveryXML(activeLocks(locks, f.name, time.Now()))),
+	}
+	return out, nil
+}
+
+// Patch applies a PROPPATCH as one log entry: all of it or none of it.
+func (f *file) Patch(patches []xwebdav.Proppatch) ([]xwebdav.Propstat, error) {
+	var cmd fsm.Command
+	cmd.Op, cmd.Path = fsm.OpPropPatch, f.name
+	pstat := xwebdav.Propstat{Status: http.StatusOK}
+	for _, pp := range patches {
+		for _, p := range pp.Props {
+			cmd.Patches = append(cmd.Patches, fsm.PropPatch{
+				Name:   metastore.PropName{Space: p.XMLName.Space, Local: p.XMLName.Local},
+				Value:  string(p.InnerXML),
+				Remove: pp.Remove,
+			})
+			pstat.Props = append(pstat.Props, xwebdav.Property{XMLName: p.XMLName})
+		}
+	}
+	err := f.fs.propose(f.ctx, &cmd)
+	var fe *fsm.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &fe) && fe.Code == fsm.Locked:
+		pstat.Status = http.StatusLocked
+	case errors.As(err, &fe) && fe.Code == fsm.Forbidden:
+		pstat.Status = http.StatusForbidden
+	default:
+		return nil, err
+	}
+	return []xwebdav.Propstat{pstat}, nil
+}
+
+// activeLocks lists the unexpired locks that cover name, for lockdiscovery.
+func activeLocks(locks []metastore.Lock, name string, now time.Time) []ActiveLock {
+	var out []ActiveLock
+	for _, l := range locks {
+		if l.Expired(now.UnixNano()) || !(l.Root == name || (l.Infinite && fspath.IsAncestor(l.Root, name))) {
+			continue
+		}
+		out = append(out, toActiveLock(l, now))
+	}
+	return out
+}
+
+func toActiveLock(l metastore.Lock, now time.Time) ActiveLock {
+	a := ActiveLock{
+		Token:    l.Token,
+		Root:     escapePath(l.Root),
+		Shared:   l.Shared,
+		Infinite: l.Infinite,
+		Owner:    l.Owner,
+	}
+	if l.Expires == 0 {
+		a.InfiniteTimeout = true
+	} else {
+		left := (l.Expires - now.UnixNano() + int64(time.Second) - 1) / int64(time.Second)
+		if left < 1 {
+			left = 1
+		}
+		a.TimeoutSeconds = left
+	}
+	return a
+}
+
+// escapePath percent-encodes a clean path for use in an href.
+func escapePath(p string) string {
+	var b strings.Builder
+	for _, seg := range fspath.Segments(p) {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(seg))
+	}
+	if b.Len() == 0 {
+		return "/"
+	}
+	return b.String()
+}
