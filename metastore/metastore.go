@@ -37,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrNotFound is returned when an inode, directory entry or lock does not exist.
@@ -111,12 +112,13 @@ func ParsePropName(key string) (PropName, error) {
 	if len(key) < 2 || key[0] != '{' {
 		return PropName{}, fmt.Errorf("metastore: bad property key %q", key)
 	}
-	for i := 1; i < len(key); i++ {
-		if key[i] == '}' {
-			return PropName{Space: key[1:i], Local: key[i+1:]}, nil
-		}
+	// Split at the last brace: a namespace URI may contain '}', a local
+	// name (an XML NCName) cannot.
+	i := strings.LastIndexByte(key, '}')
+	if i < 1 {
+		return PropName{}, fmt.Errorf("metastore: bad property key %q", key)
 	}
-	return PropName{}, fmt.Errorf("metastore: bad property key %q", key)
+	return PropName{Space: key[1:i], Local: key[i+1:]}, nil
 }
 
 // Lock is one WebDAV lock. Locks protect a path (and, with depth infinity,

@@ -311,14 +311,19 @@ func (s *Store) RefCount(ctx context.Context, hash string) (int64, error) {
 
 // AppliedIndex implements metastore.Reader.
 func (s *Store) AppliedIndex(ctx context.Context) (uint64, error) {
-	n, err := s.rdb.Get(ctx, s.appliedKey()).Uint64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
-	}
+	n, err := s.appliedIndex(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: applied index: %w", err)
 	}
 	return n, nil
+}
+
+func (s *Store) appliedIndex(ctx context.Context) (uint64, error) {
+	n, err := s.rdb.Get(ctx, s.appliedKey()).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
 }
 
 // Commit implements metastore.Store: every op and the new applied index go
@@ -345,9 +350,9 @@ func (s *Store) Commit(ctx context.Context, b *metastore.Batch) error {
 }
 
 func (s *Store) commit(ctx context.Context, b *metastore.Batch) error {
-	applied, err := s.AppliedIndex(ctx)
+	applied, err := s.appliedIndex(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("read applied index: %w", err)
 	}
 	if b.Index <= applied {
 		return fmt.Errorf("%w (applied index %d)", metastore.ErrStaleBatch, applied)
