@@ -588,8 +588,10 @@ func (h *Handler) handleDelete(w http.ResponseWriter, r *http.Request, p string)
 func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	move := r.Method == "MOVE"
-	rawDst, err := ParseDestination(r.Header.Get("Destination"))
-	if err != nil {
+	// A Destination naming another host is accepted: behind an ingress it
+	// carries the ingress's host, and the path is all dfs needs.
+	rawDst, _, err := ParseDestination(r.Header.Get("Destination"), r.Host)
+	if err != nil && !errors.Is(err, ErrForeignDestination) {
 		return &statusError{status: http.StatusBadRequest, msg: "bad Destination header", err: err}
 	}
 	dst, err := fspath.Clean(rawDst)
@@ -778,7 +780,9 @@ func resolveTag(resource string) (string, bool) {
 
 func (h *Handler) handleLock(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
-	timeout, infinite, err := ParseTimeout(r.Header.Get("Timeout"))
+	// ParseTimeout caps every timeout, Infinite included, at a week: an
+	// abandoned infinite lock would otherwise block a path forever.
+	timeout, _, err := ParseTimeout(r.Header.Get("Timeout"))
 	if err != nil {
 		return &statusError{status: http.StatusBadRequest, msg: "bad Timeout header", err: err}
 	}
@@ -787,13 +791,13 @@ func (h *Handler) handleLock(w http.ResponseWriter, r *http.Request, p string) e
 		if errors.Is(err, ErrBodyTooLarge) {
 			return &statusError{status: http.StatusRequestEntityTooLarge, msg: "lockinfo body too large", err: err}
 		}
+		if errors.Is(err, ErrUnsupportedLock) {
+			return &statusError{status: http.StatusUnprocessableEntity, msg: "only write locks are supported", err: err}
+		}
 		return &statusError{status: http.StatusBadRequest, msg: "malformed lockinfo: " + err.Error(), err: err}
 	}
 	now := h.now()
-	var expires int64
-	if !infinite {
-		expires = now.Add(time.Duration(timeout) * time.Second).UnixNano()
-	}
+	expires := now.Add(time.Duration(timeout) * time.Second).UnixNano()
 	fs := h.newFS(nil)
 	if info.Empty {
 		return h.refreshLock(w, r, fs, p, timeout, expires)
@@ -965,4 +969,3 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
