@@ -74,6 +74,14 @@ func (s *Store) Open(h string) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("content: open %s: %w: not a regular file", h, ErrCorrupt)
 	}
+	if fi.Size() == 0 {
+		// Only EmptyHash has no bytes, and it never reaches the disk. Catch
+		// this here: a reader copying Size() bytes would never call Read.
+		f.Close()
+		err := fmt.Errorf("%w: %s: empty file", ErrCorrupt, h)
+		s.quarantine(h, fi, err)
+		return nil, fmt.Errorf("content: open: %w", err)
+	}
 	return &File{s: s, f: f, info: fi, hash: h, size: fi.Size(), sum: sha256.New()}, nil
 }
 

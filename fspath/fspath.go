@@ -56,7 +56,14 @@ func Clean(p string) (string, error) {
 		}
 		out = append(out, seg)
 	}
-	return "/" + strings.Join(out, "/"), nil
+	clean := "/" + strings.Join(out, "/")
+	// Checked again on the result: a relative input gains the leading
+	// slash, so a MaxPathBytes input could otherwise come out one byte
+	// too long, and Clean would reject its own output.
+	if len(clean) > MaxPathBytes {
+		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxPathBytes)
+	}
+	return clean, nil
 }
 
 // Split returns the parent path and the last segment of a clean path. The

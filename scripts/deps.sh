@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages dfs's tests use when they are missing:
+# redis-server (metadata store tests), litmus (WebDAV conformance), rclone
+# and cadaver (real client sessions). Go modules come through the module
+# proxy on first build.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v litmus >/dev/null || need+=(litmus)
+command -v rclone >/dev/null || need+=(rclone)
+command -v cadaver >/dev/null || need+=(cadaver)
+command -v curl >/dev/null || need+=(curl)
+
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+	echo "dfs tests need: ${need[*]} (Debian/Ubuntu: sudo apt-get install ${need[*]})" >&2
+	exit 1
+fi
+echo "installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
