@@ -123,12 +123,12 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.fsm = fsm.New(s.meta, s.log, fsm.WithReleaseHook(s.release))
 	s.node, err = replication.Open(ctx, replication.Config{
-		ID:       cfg.ID,
-		RaftAddr: cfg.RaftAddr,
-		DataDir:  cfg.DataDir,
+		ID:        cfg.ID,
+		RaftAddr:  cfg.RaftAddr,
+		DataDir:   cfg.DataDir,
 		Bootstrap: cfg.Bootstrap,
-		FSM:      s.fsm,
-		Logger:   s.log,
+		FSM:       s.fsm,
+		Logger:    s.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: start raft: %w", err)
@@ -283,8 +283,11 @@ func (s *Server) readiness(ctx context.Context) []string {
 	if err != nil {
 		problems = append(problems, "metadata store: "+err.Error())
 	}
-	st := s.node.Status(ctx)
-	if st.Leader == "" {
+	st, serr := s.node.Status(ctx)
+	if serr != nil {
+		problems = append(problems, "raft: "+serr.Error())
+	}
+	if st.LeaderID == "" {
 		problems = append(problems, "no known leader")
 	}
 	if err == nil && applied < st.CommitIndex {
@@ -315,17 +318,21 @@ type ClusterStatus struct {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	st := s.node.Status(r.Context())
-	out := ClusterStatus{Leader: st.Leader, Term: st.Term, CommitIndex: st.CommitIndex}
+	st, err := s.node.Status(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	out := ClusterStatus{Leader: st.LeaderID, Term: st.Term, CommitIndex: st.CommitIndex}
 	for _, m := range st.Servers {
-		ns := NodeStatus{ID: m.ID, RaftAddr: m.Address, Voter: m.Voter, Role: "follower"}
-		if m.ID == st.Leader {
+		ns := NodeStatus{ID: m.ID, RaftAddr: m.Address, Voter: m.Suffrage == "Voter", Role: "follower"}
+		if m.ID == st.LeaderID {
 			ns.Role = "leader"
 		}
 		if m.ID == s.cfg.ID {
 			ns.URL = s.url
-			ns.Role = st.Role
 			ns.AppliedIndex = st.AppliedIndex
+			ns.Role = strings.ToLower(st.Role)
 		}
 		out.Nodes = append(out.Nodes, ns)
 	}

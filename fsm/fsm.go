@@ -1,0 +1,252 @@
+// Package fsm owns the deterministic state machine of dfs: how one Raft log
+// entry (a Command) changes the metadata in a metastore.Store, and the
+// read-side rules the WebDAV handler must share with it (path resolution,
+// ETags, lock coverage and precondition evaluation).
+//
+// # Determinism
+//
+// Every node applies the same entries in the same order to the same state,
+// so every decision in apply depends only on the entry and the store:
+// times come from Command.Time, new inode IDs from the log index
+// (index<<20 | n for the n-th new inode of the entry), maps are never
+// iterated where order leaks into a batch, and nothing node-local (clock,
+// randomness, configuration) is consulted. A command that fails (a 409, a
+// 423, ...) is still a deterministic outcome: it commits an empty batch so
+// the applied index advances.
+//
+// # Exactly once
+//
+// A batch records its log index atomically with its changes, so after a
+// crash the store says which entries it already has and the replayed log
+// skips them. A store failure (Redis unreachable) is not an outcome: apply
+// retries until the entry is committed, because skipping it would make this
+// node diverge from the others.
+//
+// # Snapshots
+//
+// See Snapshot and RestoreFrom for the portable snapshot format.
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/dfs-project/dfs/metastore"
+)
+
+// FSM applies log entries to a metastore.Store. It implements raft.FSM
+// (see raft.go); the core, ApplyEntry, knows nothing about Raft.
+type FSM struct {
+	store   metastore.Store
+	log     zerolog.Logger
+	release func(hash string)
+	tmpDir  string
+	onBatch func(*metastore.Batch) // test hook: sees every batch before Commit
+
+	// ctx bounds the retries of entries applied through the raft.FSM
+	// methods, which take no context; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex // serialises ApplyEntry, Snapshot and Restore
+	applied   uint64     // cache of the store's applied index, valid if appliedOK
+	appliedOK bool
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced after every commit
+}
+
+// Option configures an FSM.
+type Option func(*FSM)
+
+// WithReleaseHook sets a function called, after an entry is committed, for
+// every content hash whose reference count that entry decreased to zero:
+// the content may be garbage collected. It runs on the apply path, so it
+// must not block for long (queue the work).
+func WithReleaseHook(fn func(hash string)) Option {
+	return func(f *FSM) { f.release = fn }
+}
+
+// WithTempDir sets where Snapshot writes its temporary dump (default
+// os.TempDir()). Put it on the same volume as the data, not on a tmpfs.
+func WithTempDir(dir string) Option {
+	return func(f *FSM) { f.tmpDir = dir }
+}
+
+// withBatchHook lets tests inspect every batch before it is committed.
+func withBatchHook(fn func(*metastore.Batch)) Option {
+	return func(f *FSM) { f.onBatch = fn }
+}
+
+// New returns a state machine over store. It does no I/O.
+func New(store metastore.Store, log zerolog.Logger, opts ...Option) *FSM {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &FSM{
+		store:  store,
+		log:    log.With().Str("component", "fsm").Logger(),
+		tmpDir: os.TempDir(),
+		ctx:    ctx,
+		cancel: cancel,
+		notify: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(f)
+	}
+	return f
+}
+
+// Close stops the retries of an entry that cannot be committed (a store
+// that stays unreachable); such an entry is left unapplied and will be
+// replayed on restart. It does not close the store.
+func (f *FSM) Close() error {
+	f.cancel()
+	return nil
+}
+
+// Store returns the read side of the store the FSM applies to.
+func (f *FSM) Store() metastore.Reader { return f.store }
+
+// AppliedIndex returns the index of the last entry committed to the store.
+// Only entries that reach the FSM (commands) count, so it can be lower
+// than Raft's applied index; compare it with other nodes' AppliedIndex.
+func (f *FSM) AppliedIndex(ctx context.Context) (uint64, error) {
+	i, err := f.store.AppliedIndex(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("fsm: read applied index: %w", err)
+	}
+	return i, nil
+}
+
+// WaitApplied blocks until the store has applied index (read-your-writes
+// on a follower: wait for the index the leader reported), or ctx is done.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.notifyMu.Lock()
+		ch := f.notify
+		f.notifyMu.Unlock()
+		cur, err := f.AppliedIndex(ctx)
+		if err != nil {
+			return err
+		}
+		if cur >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("fsm: wait for index %d (at %d): %w", index, cur, ctx.Err())
+		}
+	}
+}
+
+func (f *FSM) setApplied(index uint64) {
+	f.applied, f.appliedOK = index, true
+	f.notifyMu.Lock()
+	close(f.notify)
+	f.notify = make(chan struct{})
+	f.notifyMu.Unlock()
+}
+
+func (f *FSM) appliedIndex(ctx context.Context) (uint64, error) {
+	if !f.appliedOK {
+		i, err := f.AppliedIndex(ctx)
+		if err != nil {
+			return 0, err
+		}
+		f.applied, f.appliedOK = i, true
+	}
+	return f.applied, nil
+}
+
+// ApplyEntry applies the log entry data at index and returns its outcome.
+// An entry at or below the store's applied index was applied before a
+// restart and is skipped (Code OK, Msg "replayed"). The error is non-nil
+// only when ctx ended while the store kept failing: the entry is then not
+// applied, and the node must not continue applying later entries.
+func (f *FSM) ApplyEntry(ctx context.Context, index uint64, data []byte) (*Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cmd, decErr := DecodeCommand(data)
+	// The clock here only paces retries; it never reaches the state.
+	backoff := 10 * time.Millisecond
+	for {
+		res, err := f.applyOnce(ctx, index, cmd, decErr)
+		if err == nil {
+			return res, nil
+		}
+		f.log.Error().Err(err).Uint64("index", index).Dur("retry_in", backoff).
+			Msg("cannot apply log entry; retrying, an entry is never skipped")
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("fsm: entry %d not applied: %w (last error: %v)", index, ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr error) (*Result, error) {
+	applied, err := f.appliedIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if index <= applied {
+		return &Result{Code: OK, Msg: "replayed"}, nil
+	}
+	var (
+		res      *Result
+		b        = &metastore.Batch{Index: index}
+		released []string
+	)
+	if decErr != nil {
+		res = fail(Invalid, "%v", decErr)
+	} else {
+		a := newApplier(ctx, f.store, index, cmd)
+		res, err = a.build()
+		if err != nil {
+			return nil, err
+		}
+		if res.Code == OK {
+			b, released = a.b, a.released()
+		}
+	}
+	if f.onBatch != nil {
+		f.onBatch(b)
+	}
+	if err := f.store.Commit(ctx, b); err != nil {
+		// The commit may have happened (a lost reply); re-read the
+		// applied index before the retry rather than trust the cache.
+		f.appliedOK = false
+		return nil, fmt.Errorf("fsm: commit entry %d: %w", index, err)
+	}
+	f.setApplied(index)
+	if res.Code != OK && cmd != nil {
+		f.log.Debug().Uint64("index", index).Str("op", string(cmd.Op)).Str("path", cmd.Path).
+			Stringer("code", res.Code).Str("msg", res.Msg).Msg("entry refused")
+	}
+	f.releaseUnreferenced(ctx, released)
+	return res, nil
+}
+
+func (f *FSM) releaseUnreferenced(ctx context.Context, hashes []string) {
+	if f.release == nil {
+		return
+	}
+	for _, h := range hashes {
+		n, err := f.store.RefCount(ctx, h)
+		if err != nil {
+			f.log.Warn().Err(err).Str("hash", h).Msg("cannot read reference count; content not released")
+			continue
+		}
+		if n == 0 {
+			f.release(h)
+		}
+	}
+}

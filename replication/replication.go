@@ -1,0 +1,310 @@
+// Package replication owns a dfs node's membership in the Raft group: the
+// hashicorp/raft instance, its log, stable and snapshot stores, its TCP
+// transport, and the leader-side duties that keep the namespace healthy
+// (creating the root, expiring locks). Mutations enter the cluster through
+// Node.Propose on the leader; every node's fsm.FSM applies them.
+//
+// # Storage
+//
+// The Raft log and stable store are github.com/hashicorp/raft-wal: append-
+// only segment files with a small metadata database. A log is written at
+// the tail and truncated at the head, which segment files do with plain
+// appends and file deletions, whereas a B-tree log (raft-boltdb) keeps
+// every truncated page on its freelist and grows, and rewrites pages on
+// every append. Consul moved its Raft log to raft-wal for these reasons.
+// raft-boltdb/v2 would also drag in armon/go-metrics, while raft 1.8 is
+// built on hashicorp/go-metrics. Snapshots are raft's FileSnapshotStore
+// (two retained) in the same directory.
+//
+// # The metastore is persistent
+//
+// The FSM's store (Redis or bbolt) survives restarts and records the index
+// of the last entry it applied. Raft is therefore started with
+// NoSnapshotRestoreOnStart: rather than wiping the store and restoring the
+// newest snapshot on every start, raft only takes that snapshot's index as
+// its applied index and replays the log after it, and the FSM skips
+// entries the store already holds. If the store is older than the newest
+// snapshot (a Redis that lost its data, a restore that crashed halfway),
+// replaying from the snapshot's index would leave a gap, so Open first
+// restores the store from that snapshot itself.
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/rs/zerolog"
+
+	"github.com/dfs-project/dfs/fsm"
+)
+
+// Config configures a Node. Zero durations and counts take the defaults
+// below, which suit nodes on one LAN (a Kubernetes cluster).
+type Config struct {
+	// ID is the node's Raft server ID, stable across restarts (the pod name).
+	ID string
+	// RaftAddr is the TCP address the Raft transport binds, e.g. ":7000" or
+	// "127.0.0.1:0" (a free port, for tests).
+	RaftAddr string
+	// RaftAdvertise is the address other nodes dial; needed when RaftAddr
+	// binds all interfaces. Empty means the bound address.
+	RaftAdvertise string
+	// DataDir holds the Raft state, under DataDir/raft.
+	DataDir string
+	// Bootstrap makes a node without Raft state start a new single-node
+	// cluster. A node with state ignores it.
+	Bootstrap bool
+	// Joining lets a node without Raft state start empty and wait for a
+	// leader to add it (AddVoter). Without Bootstrap or Joining such a node
+	// refuses to start, so a lost data directory is never silently a new
+	// cluster.
+	Joining bool
+	// FSM applies the log to the node's metastore.
+	FSM *fsm.FSM
+	// Logger receives the node's and hashicorp/raft's logs.
+	Logger zerolog.Logger
+
+	HeartbeatTimeout   time.Duration // default 1s
+	ElectionTimeout    time.Duration // default 1s
+	LeaderLeaseTimeout time.Duration // default 500ms, at most HeartbeatTimeout
+	CommitTimeout      time.Duration // default 50ms
+	SnapshotThreshold  uint64        // entries between snapshots, default 8192
+	SnapshotInterval   time.Duration // how often to check the threshold, default 2m
+	TrailingLogs       uint64        // entries kept after a snapshot, default 10240
+	ApplyTimeout       time.Duration // upper bound of one Propose, default 10s
+	LockExpiryInterval time.Duration // how often the leader expires locks, default 5s
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatTimeout, time.Second)
+	def(&c.ElectionTimeout, time.Second)
+	def(&c.LeaderLeaseTimeout, min(500*time.Millisecond, c.HeartbeatTimeout))
+	def(&c.CommitTimeout, 50*time.Millisecond)
+	def(&c.SnapshotInterval, 2*time.Minute)
+	def(&c.ApplyTimeout, 10*time.Second)
+	def(&c.LockExpiryInterval, 5*time.Second)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+}
+
+// Node is this process's member of the Raft group.
+type Node struct {
+	cfg   Config
+	log   zerolog.Logger
+	fsm   *fsm.FSM
+	raft  *raft.Raft
+	wal   *raftwal.WAL
+	trans *raft.NetworkTransport
+
+	cancel    context.CancelFunc // stops the background loops
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts the node: it opens (or creates) the Raft state under
+// cfg.DataDir/raft, brings the metastore up to the newest local snapshot if
+// it is behind, bootstraps a new cluster if asked to and there is no state,
+// and starts Raft. Open does not wait for a leader (see WaitForLeader).
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.ID == "" || cfg.RaftAddr == "" || cfg.DataDir == "" || cfg.FSM == nil {
+		return nil, errors.New("replication: Config needs ID, RaftAddr, DataDir and FSM")
+	}
+	cfg.setDefaults()
+	log := cfg.Logger.With().Str("component", "replication").Str("node", cfg.ID).Logger()
+	hlog := newHCLogger(cfg.Logger.With().Str("component", "raft").Str("node", cfg.ID).Logger())
+
+	dir := filepath.Join(cfg.DataDir, "raft")
+	walDir := filepath.Join(dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("replication: create %s: %w", walDir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("replication: open snapshot store in %s: %w", dir, err)
+	}
+	if err := catchUp(ctx, snaps, cfg.FSM, log); err != nil {
+		return nil, err
+	}
+	wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")))
+	if err != nil {
+		return nil, fmt.Errorf("replication: open raft log in %s: %w", walDir, err)
+	}
+	n := &Node{cfg: cfg, log: log, fsm: cfg.FSM, wal: wal}
+	fail := func(err error) (*Node, error) {
+		if n.trans != nil {
+			_ = n.trans.Close()
+		}
+		_ = wal.Close()
+		return nil, err
+	}
+
+	var advertise net.Addr
+	if cfg.RaftAdvertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+		if err != nil {
+			return fail(fmt.Errorf("replication: advertise address %q: %w", cfg.RaftAdvertise, err))
+		}
+		advertise = a
+	}
+	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 10*time.Second, hlog.Named("transport"))
+	if err != nil {
+		return fail(fmt.Errorf("replication: raft transport on %s: %w", cfg.RaftAddr, err))
+	}
+
+	notify := make(chan bool, 1)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.Logger = hlog
+	rc.NotifyCh = notify
+	// The metastore is persistent and knows its applied index: see the
+	// package documentation. raft (api.go, tryRestoreSingleSnapshot) then
+	// skips FSM.Restore on start but still sets its applied index to the
+	// newest snapshot's, so only later entries are replayed.
+	rc.NoSnapshotRestoreOnStart = true
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fail(fmt.Errorf("replication: %w", err))
+	}
+
+	has, err := raft.HasExistingState(wal, wal, snaps)
+	if err != nil {
+		return fail(fmt.Errorf("replication: inspect raft state: %w", err))
+	}
+	switch {
+	case has:
+		if cfg.Bootstrap {
+			log.Info().Msg("raft state exists; not bootstrapping again")
+		}
+	case cfg.Bootstrap:
+		conf := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
+		}}}
+		if err := raft.BootstrapCluster(rc, wal, wal, snaps, n.trans, conf); err != nil {
+			return fail(fmt.Errorf("replication: bootstrap: %w", err))
+		}
+		log.Info().Str("addr", string(n.trans.LocalAddr())).Msg("bootstrapped a new single-node cluster")
+	case cfg.Joining:
+		log.Info().Msg("no raft state; waiting for a leader to add this node")
+	default:
+		return fail(fmt.Errorf("replication: no raft state in %s: pass --bootstrap to start a new cluster, or --join to join an existing one", dir))
+	}
+
+	n.raft, err = raft.NewRaft(rc, cfg.FSM, wal, wal, snaps, n.trans)
+	if err != nil {
+		return fail(fmt.Errorf("replication: start raft: %w", err))
+	}
+	loopCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(2)
+	go n.watchLeadership(loopCtx, notify)
+	go n.expireLocks(loopCtx)
+	log.Info().Str("addr", string(n.trans.LocalAddr())).Msg("raft started")
+	return n, nil
+}
+
+// catchUp restores the FSM from the newest local snapshot when the store
+// is older than it (see the package documentation).
+func catchUp(ctx context.Context, snaps raft.SnapshotStore, f *fsm.FSM, log zerolog.Logger) error {
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("replication: list snapshots: %w", err)
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	applied, err := f.AppliedIndex(ctx)
+	if err != nil {
+		return fmt.Errorf("replication: %w", err)
+	}
+	if applied >= list[0].Index {
+		return nil // a store at or past raft's index is past the FSM's too
+	}
+	_, rc, err := snaps.Open(list[0].ID)
+	if err != nil {
+		return fmt.Errorf("replication: open snapshot %s: %w", list[0].ID, err)
+	}
+	info, err := fsm.ReadSnapshotInfo(rc)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("replication: snapshot %s: %w", list[0].ID, err)
+	}
+	if applied >= info.Index {
+		return nil
+	}
+	log.Warn().Uint64("store_index", applied).Uint64("snapshot_index", info.Index).Str("snapshot", list[0].ID).
+		Msg("metastore is behind the newest snapshot; restoring it from the snapshot")
+	_, rc, err = snaps.Open(list[0].ID)
+	if err != nil {
+		return fmt.Errorf("replication: open snapshot %s: %w", list[0].ID, err)
+	}
+	defer rc.Close()
+	if _, err := f.RestoreFrom(ctx, rc); err != nil {
+		return fmt.Errorf("replication: restore metastore from snapshot %s: %w", list[0].ID, err)
+	}
+	return nil
+}
+
+// Addr returns the address other nodes reach this node's Raft transport at.
+func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
+
+// ID returns the node's Raft server ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Close leaves the Raft group's activity (not its membership): it stops
+// the background loops, shuts Raft down, closes the transport and the log.
+// If ctx ends first, Close also stops the FSM from retrying an entry it
+// cannot commit, which is what a stuck shutdown waits for. The FSM's store
+// is the caller's to close.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		n.wg.Wait()
+		done := make(chan error, 1)
+		go func() { done <- n.raft.Shutdown().Error() }()
+		var err error
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			_ = n.fsm.Close()
+			err = <-done
+			if err == nil {
+				err = ctx.Err()
+			}
+		}
+		if cerr := n.trans.Close(); err == nil {
+			err = cerr
+		}
+		if cerr := n.wal.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			n.closeErr = fmt.Errorf("replication: close: %w", err)
+		}
+		n.log.Info().Msg("raft stopped")
+	})
+	return n.closeErr
+}
