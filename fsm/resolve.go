@@ -106,13 +106,20 @@ func ResolveParent(ctx context.Context, r metastore.Reader, path string) (metast
 	return parent, name, nil
 }
 
-// ETag returns the strong entity tag of a file, the quoted content hash, so
-// equal content has equal ETags on every node. Collections have none ("").
+// ETagHexLen is how many hex digits of the content hash an ETag carries:
+// 128 bits keep collisions out of reach while leaving If headers short
+// enough for clients with fixed header buffers (neon, which litmus and
+// cadaver use, cuts long ones off).
+const ETagHexLen = 32
+
+// ETag returns the strong entity tag of a file, derived from the content
+// hash only, so equal content has equal ETags on every node. Collections
+// have none ("").
 func ETag(in metastore.Inode) string {
-	if in.IsDir() || in.Hash == "" {
+	if in.IsDir() || len(in.Hash) < ETagHexLen {
 		return ""
 	}
-	return `"` + in.Hash + `"`
+	return `"` + in.Hash[:ETagHexLen] + `"`
 }
 
 // WalkFunc is called by Walk for every visited resource. Returning
