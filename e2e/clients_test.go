@@ -128,10 +128,7 @@ func TestRcloneSession(t *testing.T) {
 
 			rclone(t, n.URL, "copy", src, "dfs:tree")
 			listing := rclone(t, n.URL, "lsf", "-R", "--files-only", "dfs:tree")
-			var listed []string
-			for _, l := range strings.Split(strings.TrimSpace(listing), "\n") {
-				listed = append(listed, l)
-			}
+			listed := strings.Split(strings.TrimSpace(listing), "\n")
 			if len(listed) != len(want) {
 				t.Fatalf("rclone lsf lists %d files, uploaded %d:\n%s", len(listed), len(want), listing)
 			}
