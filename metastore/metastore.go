@@ -137,6 +137,16 @@ type Lock struct {
 // Expired reports whether the lock has expired at time now (Unix nanoseconds).
 func (l Lock) Expired(now int64) bool { return l.Expires != 0 && now >= l.Expires }
 
+// Member is one node of the cluster as the replicated state knows it: the
+// addresses peers and clients use to reach it. Raft's own configuration
+// holds only Raft addresses; the WebDAV URL lives here so that every node
+// can forward writes to the leader and fetch content from any peer.
+type Member struct {
+	ID       string `json:"id"`
+	URL      string `json:"url"`       // WebDAV / node API base URL
+	RaftAddr string `json:"raft_addr"` // Raft transport address
+}
+
 // Reader is the read side of a store.
 type Reader interface {
 	// Get returns the inode with the given ID, or ErrNotFound.
@@ -150,6 +160,8 @@ type Reader interface {
 	Props(ctx context.Context, id ID) (map[PropName]string, error)
 	// Locks returns every lock, expired ones included, in token order.
 	Locks(ctx context.Context) ([]Lock, error)
+	// Members returns the cluster members in ID order.
+	Members(ctx context.Context) ([]Member, error)
 	// RefCount returns how many inodes reference the content hash.
 	RefCount(ctx context.Context, hash string) (int64, error)
 	// AppliedIndex returns the index of the last committed batch (0 if none).
@@ -178,16 +190,18 @@ var ErrStaleBatch = errors.New("metastore: batch index not above applied index")
 type OpKind uint8
 
 const (
-	OpPutInode    OpKind = iota + 1 // Inode
-	OpDeleteInode                   // ID
-	OpLink                          // Parent, Name, ID
-	OpUnlink                        // Parent, Name
-	OpSetProp                       // ID, Prop, Value
-	OpDeleteProp                    // ID, Prop
-	OpDeleteProps                   // ID: all dead properties of the inode
-	OpPutLock                       // Lock
-	OpDeleteLock                    // Lock.Token
-	OpAddRef                        // Hash, Delta: the count is removed when it reaches 0
+	OpPutInode     OpKind = iota + 1 // Inode
+	OpDeleteInode                    // ID
+	OpLink                           // Parent, Name, ID
+	OpUnlink                         // Parent, Name
+	OpSetProp                        // ID, Prop, Value
+	OpDeleteProp                     // ID, Prop
+	OpDeleteProps                    // ID: all dead properties of the inode
+	OpPutLock                        // Lock
+	OpDeleteLock                     // Lock.Token
+	OpAddRef                         // Hash, Delta: the count is removed when it reaches 0
+	OpPutMember                      // Member
+	OpDeleteMember                   // Member.ID
 )
 
 // Op is one primitive change. Which fields matter depends on Kind.
@@ -202,6 +216,7 @@ type Op struct {
 	Lock   Lock
 	Hash   string
 	Delta  int64
+	Member Member
 }
 
 // Batch is an ordered list of primitive changes produced by applying one
@@ -253,4 +268,12 @@ func (b *Batch) DeleteLock(token string) *Batch {
 // AddRef changes the reference count of a content hash by delta.
 func (b *Batch) AddRef(hash string, delta int64) *Batch {
 	return b.add(Op{Kind: OpAddRef, Hash: hash, Delta: delta})
+}
+
+// PutMember creates or replaces a cluster member.
+func (b *Batch) PutMember(mb Member) *Batch { return b.add(Op{Kind: OpPutMember, Member: mb}) }
+
+// DeleteMember removes a cluster member by ID.
+func (b *Batch) DeleteMember(id string) *Batch {
+	return b.add(Op{Kind: OpDeleteMember, Member: Member{ID: id}})
 }

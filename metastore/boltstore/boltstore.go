@@ -40,10 +40,11 @@ var (
 	bucketDentries = []byte("dentries")
 	bucketProps    = []byte("props")
 	bucketLocks    = []byte("locks")
+	bucketMembers  = []byte("members")
 	bucketRefs     = []byte("refs")
 	bucketMeta     = []byte("meta")
 
-	allBuckets = [][]byte{bucketInodes, bucketDentries, bucketProps, bucketLocks, bucketRefs, bucketMeta}
+	allBuckets = [][]byte{bucketInodes, bucketDentries, bucketProps, bucketLocks, bucketRefs, bucketMeta, bucketMembers}
 
 	keyApplied = []byte("applied")
 )
@@ -234,6 +235,25 @@ func (s *Store) Locks(ctx context.Context) ([]metastore.Lock, error) {
 	return out, nil
 }
 
+// Members implements metastore.Reader; bbolt's key order is ID order.
+func (s *Store) Members(ctx context.Context) ([]metastore.Member, error) {
+	var out []metastore.Member
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMembers).ForEach(func(k, v []byte) error {
+			var m metastore.Member
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("member %q: %w", k, err)
+			}
+			out = append(out, m)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: members: %w", err)
+	}
+	return out, nil
+}
+
 // RefCount implements metastore.Reader.
 func (s *Store) RefCount(ctx context.Context, hash string) (int64, error) {
 	var n int64
@@ -338,6 +358,14 @@ func apply(tx *bolt.Tx, op *metastore.Op) error {
 		return tx.Bucket(bucketLocks).Put([]byte(op.Lock.Token), v)
 	case metastore.OpDeleteLock:
 		return tx.Bucket(bucketLocks).Delete([]byte(op.Lock.Token))
+	case metastore.OpPutMember:
+		v, err := json.Marshal(op.Member)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMembers).Put([]byte(op.Member.ID), v)
+	case metastore.OpDeleteMember:
+		return tx.Bucket(bucketMembers).Delete([]byte(op.Member.ID))
 	case metastore.OpAddRef:
 		refs := tx.Bucket(bucketRefs)
 		n, err := refCount(refs, op.Hash)

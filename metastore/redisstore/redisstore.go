@@ -126,6 +126,7 @@ func (s *Store) propsKey(id metastore.ID) string {
 }
 
 func (s *Store) locksKey() string   { return s.prefix + "locks" }
+func (s *Store) membersKey() string { return s.prefix + "members" }
 func (s *Store) refsKey() string    { return s.prefix + "refs" }
 func (s *Store) appliedKey() string { return s.prefix + "applied" }
 
@@ -297,6 +298,24 @@ func (s *Store) Locks(ctx context.Context) ([]metastore.Lock, error) {
 	return out, nil
 }
 
+// Members implements metastore.Reader.
+func (s *Store) Members(ctx context.Context) ([]metastore.Member, error) {
+	m, err := s.rdb.HGetAll(ctx, s.membersKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: members: %w", err)
+	}
+	out := make([]metastore.Member, 0, len(m))
+	for id, v := range m {
+		var mb metastore.Member
+		if err := json.Unmarshal([]byte(v), &mb); err != nil {
+			return nil, fmt.Errorf("redisstore: member %q: %w", id, err)
+		}
+		out = append(out, mb)
+	}
+	slices.SortFunc(out, func(a, b metastore.Member) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
 // RefCount implements metastore.Reader.
 func (s *Store) RefCount(ctx context.Context, hash string) (int64, error) {
 	n, err := s.rdb.HGet(ctx, s.refsKey(), hash).Int64()
@@ -393,6 +412,14 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, op *metastore.Op) 
 		p.HSet(ctx, s.locksKey(), op.Lock.Token, v)
 	case metastore.OpDeleteLock:
 		p.HDel(ctx, s.locksKey(), op.Lock.Token)
+	case metastore.OpPutMember:
+		v, err := json.Marshal(op.Member)
+		if err != nil {
+			return err
+		}
+		p.HSet(ctx, s.membersKey(), op.Member.ID, v)
+	case metastore.OpDeleteMember:
+		p.HDel(ctx, s.membersKey(), op.Member.ID)
 	case metastore.OpAddRef:
 		// EVAL, not EVALSHA: inside MULTI a NOSCRIPT error (script cache
 		// flushed by a Redis restart) would only surface at EXEC, after

@@ -47,6 +47,7 @@ func Run(t *testing.T, f Factory) {
 		{"Names", testNames},
 		{"Props", testProps},
 		{"Locks", testLocks},
+		{"Members", testMembers},
 		{"RefCounts", testRefs},
 		{"AppliedIndex", testApplied},
 		{"OpsAppliedInOrder", testOrder},
@@ -492,6 +493,35 @@ func testLocks(e *env) {
 	e.wantLocks()
 }
 
+func testMembers(e *env) {
+	want := func(ms ...metastore.Member) {
+		e.t.Helper()
+		got, err := e.s.Members(e.ctx)
+		if err != nil {
+			e.t.Fatalf("Members: %v", err)
+		}
+		if len(got) != len(ms) {
+			e.t.Fatalf("Members = %+v, want %+v", got, ms)
+		}
+		for i := range ms {
+			if got[i] != ms[i] {
+				e.t.Fatalf("Members[%d] = %+v, want %+v", i, got[i], ms[i])
+			}
+		}
+	}
+	want()
+	a := metastore.Member{ID: "dfs-0", URL: "http://dfs-0.dfs:8080", RaftAddr: "dfs-0.dfs:7000"}
+	b := metastore.Member{ID: "dfs-1", URL: "http://[::1]:8081", RaftAddr: "[::1]:7001"}
+	e.commit(func(bt *metastore.Batch) { bt.PutMember(b).PutMember(a) })
+	want(a, b)
+	b2 := b
+	b2.URL = "https://dfs-1.example:8443"
+	e.commit(func(bt *metastore.Batch) { bt.PutMember(b2).DeleteMember(a.ID).DeleteMember("nobody") })
+	want(b2)
+	e.commit(func(bt *metastore.Batch) { bt.DeleteMember(b2.ID) })
+	want()
+}
+
 func testRefs(e *env) {
 	h, g := hashOf(1), hashOf(2)
 	e.wantRef(h, 0)
@@ -653,6 +683,7 @@ func testReset(e *env) {
 		e.t.Fatalf("Reset of an empty store: %v", err)
 	}
 	populate(e)
+	e.commit(func(bt *metastore.Batch) { bt.PutMember(metastore.Member{ID: "n1", URL: "http://n1", RaftAddr: "n1:7000"}) })
 	// A large directory too, so a store that resets in pieces must loop.
 	_, e.idx = fillDir(e.t, e.ctx, e.s, e.idx+1, dirC, 1000, 3000)
 	if err := e.s.Reset(e.ctx); err != nil {
@@ -666,6 +697,9 @@ func testReset(e *env) {
 	e.wantProps(3, map[metastore.PropName]string{})
 	e.wantProps(dirB, map[metastore.PropName]string{})
 	e.wantLocks()
+	if ms, err := e.s.Members(e.ctx); err != nil || len(ms) != 0 {
+		e.t.Fatalf("Members after Reset = %+v, %v; want none", ms, err)
+	}
 	e.wantRef(fileInode(3, 33).Hash, 0)
 	e.wantApplied(0)
 
