@@ -683,7 +683,9 @@ func testReset(e *env) {
 		e.t.Fatalf("Reset of an empty store: %v", err)
 	}
 	populate(e)
-	e.commit(func(bt *metastore.Batch) { bt.PutMember(metastore.Member{ID: "n1", URL: "http://n1", RaftAddr: "n1:7000"}) })
+	e.commit(func(bt *metastore.Batch) {
+		bt.PutMember(metastore.Member{ID: "n1", URL: "http://n1", RaftAddr: "n1:7000"})
+	})
 	// A large directory too, so a store that resets in pieces must loop.
 	_, e.idx = fillDir(e.t, e.ctx, e.s, e.idx+1, dirC, 1000, 3000)
 	if err := e.s.Reset(e.ctx); err != nil {
