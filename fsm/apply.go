@@ -223,7 +223,7 @@ func dirOf(p string) string {
 // target is a path located in the current state.
 type target struct {
 	path     string
-	parentOK bool           // the parent exists and is a collection (false for "/")
+	parentOK bool            // the parent exists and is a collection (false for "/")
 	parent   metastore.Inode // valid if parentOK
 	name     string
 	exists   bool

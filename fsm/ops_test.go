@@ -41,7 +41,7 @@ func TestPut(t *testing.T) {
 			e.put("/file", hA)
 			return e
 		}
-		etagA := `"` + hA + `"`
+		etagA := ETag(metastore.Inode{Kind: metastore.KindFile, Hash: hA})
 		failures := []struct {
 			name string
 			cmd  Command

@@ -45,7 +45,7 @@ func script() []Command {
 		lk("/new-lock", "tok-3", false, true, 0),
 		{Op: OpRefresh, Token: "tok-1", Expires: T(200), Timeout: 100},
 		{Op: OpDelete, Path: "/copy0"},
-		{Op: OpMkcol, Path: "/x/y"}, // Conflict
+		{Op: OpMkcol, Path: "/x/y"},                                                        // Conflict
 		{Op: OpCopy, Path: "/moved", Dest: "/docs", Overwrite: true, Depth: DepthInfinity}, // Locked
 		{Op: OpCopy, Path: "/moved", Dest: "/copy", Overwrite: true, Depth: DepthInfinity},
 		{Op: OpUnlock, Path: "/docs/sub", Token: "tok-1"},
@@ -160,11 +160,21 @@ func TestSnapshotRestore(t *testing.T) {
 				src := from.open(t)
 				f := New(src, zerolog.Nop(), WithTempDir(t.TempDir()))
 				applyAll(t, f, script(), 1)
+				// Cluster members are replicated state too.
+				members := &metastore.Batch{Index: uint64(len(script()) + 1)}
+				members.PutMember(metastore.Member{ID: "n1", URL: "http://n1:8080", RaftAddr: "n1:7000"}).
+					PutMember(metastore.Member{ID: "n2", URL: "http://n2:8080", RaftAddr: "n2:7000"})
+				if err := src.Commit(context.Background(), members); err != nil {
+					t.Fatal(err)
+				}
 				want := dump(t, src)
+				if !strings.Contains(want, `"raft_addr":"n2:7000"`) {
+					t.Fatalf("dump lacks members:\n%s", want)
+				}
 				snap := snapshotBytes(t, f)
 
 				info, err := ReadSnapshotInfo(bytes.NewReader(snap))
-				if err != nil || info.Index != uint64(len(script())) || info.Locks == 0 || info.Inodes == 0 {
+				if err != nil || info.Index != members.Index || info.Locks == 0 || info.Inodes == 0 || info.Members != 2 {
 					t.Fatalf("snapshot info %+v, %v", info, err)
 				}
 

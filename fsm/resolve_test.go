@@ -81,7 +81,7 @@ func TestResolve(t *testing.T) {
 		t.Errorf("Walk with SkipDir: %v", got)
 	}
 
-	if ETag(e.mustStat("/a/b/f")) != `"`+hA+`"` || ETag(e.mustStat("/a")) != "" {
+	if ETag(e.mustStat("/a/b/f")) != `"`+hA[:ETagHexLen]+`"` || ETag(e.mustStat("/a")) != "" {
 		t.Error("ETag")
 	}
 }

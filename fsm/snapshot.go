@@ -18,11 +18,12 @@ import (
 //
 // A snapshot is a gzip stream of JSON values, one per line:
 //
-//	{"format":"dfs-fsm-snapshot","version":1,"index":N,"inodes":I,"props":P,"locks":L}
+//	{"format":"dfs-fsm-snapshot","version":1,"index":N,"inodes":I,"props":P,"locks":L,"members":M}
 //	{"t":"i","i":{root inode},"pr":{...}}                   the root, if stored
 //	{"t":"i","p":parentID,"n":"name","i":{inode},"pr":{...}} every other inode, preorder
 //	{"t":"l","l":{lock}}                                    every lock
-//	{"t":"end","c":{"inodes":I,"props":P,"locks":L}}
+//	{"t":"m","m":{member}}                                  every cluster member
+//	{"t":"end","c":{"inodes":I,"props":P,"locks":L,"members":M}}
 //
 // Inodes come depth-first from the root, members in name order, so a
 // parent always precedes its members and two stores with the same state
@@ -45,16 +46,18 @@ type SnapshotInfo struct {
 	// Index is the store's applied index when the snapshot was taken. It
 	// can be below Raft's index for the same snapshot, whose last entries
 	// may be no-ops or configuration changes that never reach the FSM.
-	Index  uint64 `json:"index"`
-	Inodes int64  `json:"inodes"`
-	Props  int64  `json:"props"`
-	Locks  int64  `json:"locks"`
+	Index   uint64 `json:"index"`
+	Inodes  int64  `json:"inodes"`
+	Props   int64  `json:"props"`
+	Locks   int64  `json:"locks"`
+	Members int64  `json:"members"`
 }
 
 type counts struct {
-	Inodes int64 `json:"inodes"`
-	Props  int64 `json:"props"`
-	Locks  int64 `json:"locks"`
+	Inodes  int64 `json:"inodes"`
+	Props   int64 `json:"props"`
+	Locks   int64 `json:"locks"`
+	Members int64 `json:"members"`
 }
 
 type record struct {
@@ -64,6 +67,7 @@ type record struct {
 	Inode  *metastore.Inode  `json:"i,omitempty"`
 	Props  map[string]string `json:"pr,omitempty"`
 	Lock   *metastore.Lock   `json:"l,omitempty"`
+	Member *metastore.Member `json:"m,omitempty"`
 	Hash   string            `json:"h,omitempty"`  // Dump only
 	Refs   int64             `json:"rc,omitempty"` // Dump only
 	Counts *counts           `json:"c,omitempty"`  // end record
@@ -136,13 +140,23 @@ func writeState(ctx context.Context, r metastore.Reader, w io.Writer, onFile fun
 			return c, err
 		}
 	}
+	members, err := r.Members(ctx)
+	if err != nil {
+		return c, fmt.Errorf("fsm: read members: %w", err)
+	}
+	for _, m := range members {
+		c.Members++
+		if err := enc.Encode(record{T: "m", Member: &m}); err != nil {
+			return c, err
+		}
+	}
 	cc := c
 	return c, enc.Encode(record{T: "end", Counts: &cc})
 }
 
 // Dump writes a canonical, uncompressed description of a store's state:
 // its applied index, every inode (with parent, name and properties) in
-// snapshot order, every lock, and the reference count of every hash a file
+// snapshot order, every lock and cluster member, and the reference count of every hash a file
 // uses. Equal states give equal bytes, whatever the store; tests compare
 // nodes with it, and it is a debugging aid.
 func Dump(ctx context.Context, r metastore.Reader, w io.Writer) error {
@@ -216,7 +230,7 @@ func (f *FSM) snapshot(ctx context.Context) (*fileSnapshot, error) {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}
 	s.info = SnapshotInfo{Format: snapshotFormat, Version: snapshotVersion, Index: applied,
-		Inodes: c.Inodes, Props: c.Props, Locks: c.Locks}
+		Inodes: c.Inodes, Props: c.Props, Locks: c.Locks, Members: c.Members}
 	f.log.Info().Uint64("index", applied).Int64("inodes", c.Inodes).Msg("snapshot taken")
 	return s, nil
 }
@@ -309,7 +323,7 @@ func (f *FSM) RestoreFrom(ctx context.Context, r io.Reader) (uint64, error) {
 		return 0, fmt.Errorf("fsm: restore: reset store: %w", err)
 	}
 	per := restoreBatchOps
-	if est := 3*info.Inodes + info.Props + info.Locks; info.Index > 1 && est/int64(info.Index-1) >= int64(per) {
+	if est := 3*info.Inodes + info.Props + info.Locks + info.Members; info.Index > 1 && est/int64(info.Index-1) >= int64(per) {
 		per = int(est/int64(info.Index-1)) + 1
 	}
 	var (
@@ -346,6 +360,12 @@ func (f *FSM) RestoreFrom(ctx context.Context, r io.Reader) (uint64, error) {
 			}
 			b.PutLock(*rec.Lock)
 			got.Locks++
+		case "m":
+			if rec.Member == nil || rec.Member.ID == "" {
+				return 0, errors.New("fsm: restore: member record without a member")
+			}
+			b.PutMember(*rec.Member)
+			got.Members++
 		case "end":
 			if rec.Counts == nil || *rec.Counts != got {
 				return 0, fmt.Errorf("fsm: restore: snapshot holds %+v, end record says %+v", got, rec.Counts)

@@ -12,9 +12,11 @@
 // appends and file deletions, whereas a B-tree log (raft-boltdb) keeps
 // every truncated page on its freelist and grows, and rewrites pages on
 // every append. Consul moved its Raft log to raft-wal for these reasons.
-// raft-boltdb/v2 would also drag in armon/go-metrics, while raft 1.8 is
-// built on hashicorp/go-metrics. Snapshots are raft's FileSnapshotStore
-// (two retained) in the same directory.
+// The released raft-boltdb/v2 also does not build against the
+// hashicorp/go-metrics version raft 1.8 requires: it still imports the
+// go-metrics compatibility shim that raft 1.8 and go-metrics v0.7 dropped
+// (hashicorp/raft#712). Snapshots are raft's FileSnapshotStore (two
+// retained) in the same directory.
 //
 // # The metastore is persistent
 //
@@ -41,6 +43,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/rs/zerolog"
 
 	"github.com/dfs-project/dfs/fsm"
@@ -81,6 +84,7 @@ type Config struct {
 	TrailingLogs       uint64        // entries kept after a snapshot, default 10240
 	ApplyTimeout       time.Duration // upper bound of one Propose, default 10s
 	LockExpiryInterval time.Duration // how often the leader expires locks, default 5s
+	WALSegmentSize     int           // bytes per raft-wal segment file, default raft-wal's 64 MiB
 }
 
 func (c *Config) setDefaults() {
@@ -96,6 +100,9 @@ func (c *Config) setDefaults() {
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.ApplyTimeout, 10*time.Second)
 	def(&c.LockExpiryInterval, 5*time.Second)
+	if c.WALSegmentSize <= 0 {
+		c.WALSegmentSize = raftwal.DefaultSegmentSize
+	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
@@ -106,12 +113,13 @@ func (c *Config) setDefaults() {
 
 // Node is this process's member of the Raft group.
 type Node struct {
-	cfg   Config
-	log   zerolog.Logger
-	fsm   *fsm.FSM
-	raft  *raft.Raft
-	wal   *raftwal.WAL
-	trans *raft.NetworkTransport
+	cfg     Config
+	log     zerolog.Logger
+	fsm     *fsm.FSM
+	raft    *raft.Raft
+	wal     *raftwal.WAL
+	walMeta *metadb.BoltMetaDB
+	trans   *raft.NetworkTransport
 
 	cancel    context.CancelFunc // stops the background loops
 	wg        sync.WaitGroup
@@ -143,16 +151,23 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := catchUp(ctx, snaps, cfg.FSM, log); err != nil {
 		return nil, err
 	}
-	wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")))
+	// raft-wal v0.4.0's Close does not close its metadata database (fixed
+	// upstream after the release, hashicorp/raft-wal#28), which would keep
+	// the file locked and a reopen in the same process waiting forever. So
+	// the node owns the metadata store and closes it itself.
+	meta := &metadb.BoltMetaDB{}
+	wal, err := raftwal.Open(walDir, raftwal.WithLogger(hlog.Named("wal")),
+		raftwal.WithMetaStore(meta), raftwal.WithSegmentSize(cfg.WALSegmentSize))
 	if err != nil {
+		_ = meta.Close()
 		return nil, fmt.Errorf("replication: open raft log in %s: %w", walDir, err)
 	}
-	n := &Node{cfg: cfg, log: log, fsm: cfg.FSM, wal: wal}
+	n := &Node{cfg: cfg, log: log, fsm: cfg.FSM, wal: wal, walMeta: meta}
 	fail := func(err error) (*Node, error) {
 		if n.trans != nil {
 			_ = n.trans.Close()
 		}
-		_ = wal.Close()
+		_ = n.closeLog()
 		return nil, err
 	}
 
@@ -268,6 +283,10 @@ func catchUp(ctx context.Context, snaps raft.SnapshotStore, f *fsm.FSM, log zero
 	return nil
 }
 
+func (n *Node) closeLog() error {
+	return errors.Join(n.wal.Close(), n.walMeta.Close())
+}
+
 // Addr returns the address other nodes reach this node's Raft transport at.
 func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
 
@@ -298,7 +317,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if cerr := n.trans.Close(); err == nil {
 			err = cerr
 		}
-		if cerr := n.wal.Close(); err == nil {
+		if cerr := n.closeLog(); err == nil {
 			err = cerr
 		}
 		if err != nil {

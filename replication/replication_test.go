@@ -444,9 +444,15 @@ func TestJoinInstallsSnapshot(t *testing.T) {
 	cfg1 := fastConfig(t, "n1", dir1, freeAddr(t))
 	cfg1.Bootstrap = true
 	cfg1.TrailingLogs = 1
+	// Small segments, so compaction really deletes the head of the log
+	// (raft-wal drops whole segments) and Raft must send the snapshot.
+	cfg1.WALSegmentSize = 8 << 10
 	n1 := start(t, cfg1, s1)
 	waitRoot(t, n1)
 	workload(t, n1, "/w")
+	for i := 0; i < 100; i++ {
+		n1.mustPropose(t, fsm.Command{Op: fsm.OpPut, Path: "/w/f1", Hash: fmt.Sprintf("%064x", i)})
+	}
 	if err := n1.Snapshot(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -469,6 +475,9 @@ func TestJoinInstallsSnapshot(t *testing.T) {
 	}
 	if a, b := dump(t, s1), dump(t, s2); a != b {
 		t.Fatalf("follower differs:\n%s\nleader:\n%s", b, a)
+	}
+	if si := n2.Stats()["last_snapshot_index"]; si == "" || si == "0" {
+		t.Fatalf("follower caught up without installing a snapshot (last_snapshot_index %q)", si)
 	}
 
 	// The follower refuses to propose and names the leader.
