@@ -80,7 +80,7 @@ func (a *applier) build() (*Result, error) {
 
 func (a *applier) dispatch() (*Result, error) {
 	c := a.cmd
-	if c.Op != OpInit && c.Op != OpExpire && c.Op != OpRefresh && !validPath(c.Path) {
+	if c.Op != OpInit && c.Op != OpExpire && c.Op != OpRefresh && c.Op != OpMember && c.Op != OpRemoveMember && !validPath(c.Path) {
 		return fail(Invalid, "%s: bad path %q", c.Op, c.Path), nil
 	}
 	switch c.Op {
@@ -104,6 +104,18 @@ func (a *applier) dispatch() (*Result, error) {
 		return a.unlock()
 	case OpExpire:
 		return a.expire()
+	case OpMember:
+		if c.Member == nil || c.Member.ID == "" {
+			return fail(Invalid, "member: no member"), nil
+		}
+		a.b.PutMember(*c.Member)
+		return &Result{Code: OK}, nil
+	case OpRemoveMember:
+		if c.Member == nil || c.Member.ID == "" {
+			return fail(Invalid, "remove member: no member"), nil
+		}
+		a.b.DeleteMember(c.Member.ID)
+		return &Result{Code: OK}, nil
 	}
 	return fail(Invalid, "unknown op %q", c.Op), nil
 }

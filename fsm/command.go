@@ -23,6 +23,9 @@ const (
 	OpRefresh   Op = "refresh"   // the lock Token gets a new Expires
 	OpUnlock    Op = "unlock"    // the lock Token goes away
 	OpExpire    Op = "expire"    // every lock expired at Time goes away
+
+	OpMember       Op = "member"        // Member joins the cluster or changes its addresses
+	OpRemoveMember Op = "remove-member" // Member.ID leaves the cluster
 )
 
 // DepthInfinity is Command.Depth for "Depth: infinity".
@@ -66,6 +69,9 @@ type Command struct {
 
 	// OpLock: the complete lock, token and expiry chosen by the leader.
 	Lock *metastore.Lock `json:"l,omitempty"`
+
+	// OpMember / OpRemoveMember
+	Member *metastore.Member `json:"mb,omitempty"`
 
 	// OpRefresh / OpUnlock
 	Token   string `json:"tok,omitempty"`

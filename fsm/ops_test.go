@@ -558,3 +558,27 @@ func TestPropPatch(t *testing.T) {
 		}
 	})
 }
+
+func TestMembers(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(*testing.T) metastore.Store) {
+		e := newEnv(t, open(t))
+		e.init()
+		n1 := metastore.Member{ID: "n1", URL: "http://n1:8080", RaftAddr: "n1:7000"}
+		n2 := metastore.Member{ID: "n2", URL: "http://n2:8080", RaftAddr: "n2:7000"}
+		e.ok(Command{Op: OpMember, Member: &n1})
+		e.ok(Command{Op: OpMember, Member: &n2})
+		n1b := n1
+		n1b.URL = "http://n1.new:8080"
+		e.ok(Command{Op: OpMember, Member: &n1b}) // rejoining with a new address replaces it
+		e.ok(Command{Op: OpRemoveMember, Member: &metastore.Member{ID: "n2"}})
+		e.code(Command{Op: OpMember}, Invalid)
+		e.code(Command{Op: OpRemoveMember, Member: &metastore.Member{}}, Invalid)
+		got, err := e.s.Members(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != n1b {
+			t.Fatalf("members = %+v, want only %+v", got, n1b)
+		}
+	})
+}

@@ -136,8 +136,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, errors.New("replication: Config needs ID, RaftAddr, DataDir and FSM")
 	}
 	cfg.setDefaults()
-	log := cfg.Logger.With().Str("component", "replication").Str("node", cfg.ID).Logger()
-	hlog := newHCLogger(cfg.Logger.With().Str("component", "raft").Str("node", cfg.ID).Logger())
+	// The caller's logger already names the node.
+	log := cfg.Logger.With().Str("component", "replication").Logger()
+	hlog := newHCLogger(cfg.Logger.With().Str("component", "raft").Logger())
 
 	dir := filepath.Join(cfg.DataDir, "raft")
 	walDir := filepath.Join(dir, "wal")

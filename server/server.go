@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.url == "" {
 		s.url = "http://" + advertisable(s.ln.Addr().String())
 	}
-	s.fsm = fsm.New(s.meta, s.log, fsm.WithReleaseHook(s.release))
+	s.fsm = fsm.New(s.meta, s.log, fsm.WithReleaseHook(s.release), fsm.WithTempDir(cfg.DataDir))
 	s.node, err = replication.Open(ctx, replication.Config{
 		ID:        cfg.ID,
 		RaftAddr:  cfg.RaftAddr,
@@ -290,8 +290,21 @@ func (s *Server) readiness(ctx context.Context) []string {
 	if st.LeaderID == "" {
 		problems = append(problems, "no known leader")
 	}
-	if err == nil && applied < st.CommitIndex {
-		problems = append(problems, fmt.Sprintf("catching up: applied %d of %d", applied, st.CommitIndex))
+	// Compare Raft's applied index with its commit index, not the
+	// metastore's: the metastore only counts commands, while the commit
+	// index also counts the no-op every new leader appends and barriers,
+	// which never reach the FSM. After any restart the log ends with such
+	// entries, so applied (metastore) < commit would hold forever.
+	if serr == nil && st.RaftAppliedIndex < st.CommitIndex {
+		problems = append(problems, fmt.Sprintf("catching up: applied %d of %d (metastore at %d)",
+			st.RaftAppliedIndex, st.CommitIndex, applied))
+	}
+	// A new cluster has no root until its first leader has proposed it;
+	// until then every write would fail with 409.
+	if err == nil {
+		if _, rerr := s.meta.Get(ctx, metastore.RootID); rerr != nil {
+			problems = append(problems, "no root collection yet: "+rerr.Error())
+		}
 	}
 	if _, _, err := s.blobs.Usage(); err != nil {
 		problems = append(problems, "content store: "+err.Error())
