@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 var dfsBin string
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(benchReferenceEnv); dir != "" {
+		serveReference(dir) // this process is a benchmark's reference server (bench_test.go); never returns
+	}
 	dir, err := os.MkdirTemp("", "dfs-e2e-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -46,8 +50,22 @@ type node struct {
 	URL     string // WebDAV base URL, ending in "/"
 	DataDir string
 	cmd     *exec.Cmd
-	log     *bytes.Buffer
+	log     *bytes.Buffer // read it with logText while the process runs
 	exited  chan struct{}
+
+	spec  nodeSpec    // how the process was started; restart reuses it
+	logMu *sync.Mutex // guards log against the process's output copier
+}
+
+// nodeSpec is what makes a node the same node across restarts: its data
+// directory, its addresses (Raft state records the Raft address) and its
+// metadata store.
+type nodeSpec struct {
+	DataDir  string
+	HTTPAddr string
+	RaftAddr string
+	RedisURL string // empty: the embedded store
+	Extra    []string
 }
 
 // freeAddr returns a loopback address with a port nobody listens on.
@@ -79,18 +97,33 @@ func (s store) String() string {
 // is ready. It is stopped when the test ends.
 func startNode(t testing.TB, st store, extra ...string) *node {
 	t.Helper()
-	dataDir := t.TempDir()
-	httpAddr := freeAddr(t)
-	args := []string{"server", "--id", "n1", "--data-dir", dataDir, "--http-addr", httpAddr,
-		"--raft-addr", freeAddr(t), "--bootstrap"}
+	spec := nodeSpec{DataDir: t.TempDir(), HTTPAddr: freeAddr(t), RaftAddr: freeAddr(t), Extra: extra}
 	if st == redisStore {
-		args = append(args, "--redis-url", testredis.Start(t))
+		spec.RedisURL = testredis.Start(t)
 	}
-	args = append(args, extra...)
-	n := &node{URL: "http://" + httpAddr + "/", DataDir: dataDir, log: &bytes.Buffer{}, exited: make(chan struct{})}
+	return startNodeAt(t, spec, true)
+}
+
+// startNodeAt starts a dfs server process as spec says, with --bootstrap if
+// bootstrap is set, and waits until it is ready. It is stopped when the
+// test ends, and its log is printed if the test failed.
+func startNodeAt(t testing.TB, spec nodeSpec, bootstrap bool) *node {
+	t.Helper()
+	args := []string{"server", "--id", "n1", "--data-dir", spec.DataDir, "--http-addr", spec.HTTPAddr,
+		"--raft-addr", spec.RaftAddr}
+	if bootstrap {
+		args = append(args, "--bootstrap")
+	}
+	if spec.RedisURL != "" {
+		args = append(args, "--redis-url", spec.RedisURL)
+	}
+	args = append(args, spec.Extra...)
+	n := &node{URL: "http://" + spec.HTTPAddr + "/", DataDir: spec.DataDir, log: &bytes.Buffer{},
+		exited: make(chan struct{}), spec: spec, logMu: &sync.Mutex{}}
 	n.cmd = exec.Command(dfsBin, args...)
 	n.cmd.Env = append(os.Environ(), "DFS_LOG_FORMAT=json", "DFS_LOG_LEVEL=info")
-	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	out := lockedWriter{mu: n.logMu, w: n.log}
+	n.cmd.Stdout, n.cmd.Stderr = out, out
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start dfs: %v", err)
 	}
@@ -98,11 +131,49 @@ func startNode(t testing.TB, st store, extra ...string) *node {
 	t.Cleanup(func() {
 		n.stop()
 		if t.Failed() {
-			t.Logf("dfs node log:\n%s", n.log.String())
+			t.Logf("dfs node log (%s):\n%s", strings.Join(args, " "), n.logText())
 		}
 	})
 	n.waitReady(t, 30*time.Second)
 	return n
+}
+
+// kill sends SIGKILL (no shutdown of any kind) and waits for the process
+// to be gone.
+func (n *node) kill(t testing.TB) {
+	t.Helper()
+	_ = n.cmd.Process.Kill()
+	select {
+	case <-n.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("dfs pid %d did not die after SIGKILL", n.cmd.Process.Pid)
+	}
+}
+
+// restart starts the node again on the same data directory, addresses and
+// store, killing it first if it still runs, and waits until it is ready.
+func (n *node) restart(t testing.TB, bootstrap bool) *node {
+	t.Helper()
+	n.kill(t)
+	return startNodeAt(t, n.spec, bootstrap)
+}
+
+// logText returns what the process has logged so far.
+func (n *node) logText() string {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
+	return n.log.String()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func (n *node) stop() {
@@ -126,7 +197,7 @@ func (n *node) waitReady(t testing.TB, timeout time.Duration) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-n.exited:
-			t.Fatalf("dfs exited before becoming ready:\n%s", n.log.String())
+			t.Fatalf("dfs exited before becoming ready:\n%s", n.logText())
 		default:
 		}
 		resp, err := http.Get(n.URL + "readyz")
@@ -138,7 +209,7 @@ func (n *node) waitReady(t testing.TB, timeout time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("dfs not ready after %s:\n%s", timeout, n.log.String())
+	t.Fatalf("dfs not ready after %s:\n%s", timeout, n.logText())
 }
 
 // do sends one request and returns the response with its body read.

@@ -1,8 +1,9 @@
 // Package server assembles one dfs node: the metadata store (Redis or the
 // embedded bbolt store), the content store, the Raft node with its state
 // machine, and the HTTP listener that serves WebDAV beside the node's own
-// API (/healthz, /readyz, /cluster/status). It owns the node's lifecycle:
-// opening everything in order, serving, and shutting down cleanly.
+// API (/healthz, /readyz, and the cluster API of package cluster). It owns
+// the node's lifecycle: opening everything in order, serving, and shutting
+// down cleanly (a leader hands leadership over first).
 package server
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/metastore"
@@ -32,13 +34,39 @@ import (
 
 // Config configures a node.
 type Config struct {
-	ID        string
-	DataDir   string
-	HTTPAddr  string // listen address for WebDAV and the node API
-	RaftAddr  string // listen address for Raft
-	Advertise string // this node's WebDAV base URL as others reach it; derived from HTTPAddr if empty
-	Bootstrap bool
-	RedisURL  string // empty: embedded store under DataDir
+	ID            string
+	DataDir       string
+	HTTPAddr      string // listen address for WebDAV and the node API
+	RaftAddr      string // listen address for Raft
+	RaftAdvertise string // Raft address peers dial; the bound RaftAddr if empty
+	Advertise     string // this node's WebDAV base URL as others reach it; derived from HTTPAddr if empty
+	RedisURL      string // empty: embedded store under DataDir
+
+	// How the node gets into a cluster when its data directory holds no
+	// Raft state (see package cluster): Bootstrap starts a new one-node
+	// cluster; Join lists HTTP base URLs of members to join through;
+	// BootstrapExpect nodes listed in Peers form a new cluster together.
+	// With state, the node rejoins its cluster whatever these say.
+	Bootstrap       bool
+	Join            []string
+	BootstrapExpect int
+	Peers           []string
+	// ClusterSecret authenticates internal calls between nodes; required
+	// with Join and BootstrapExpect.
+	ClusterSecret string
+	// ReadConsistency is "leader" (default) or "local" (cluster.Consistency).
+	ReadConsistency string
+	// LeaderWait bounds how long a write on a follower waits for a known
+	// leader before it gets 503 (default 3s).
+	LeaderWait time.Duration
+	// ContentBacklog reports content this node still has to fetch, shown
+	// in /cluster/status (nil: zero). See also SetContentBacklog.
+	ContentBacklog func() (files int, bytes int64)
+
+	// Raft timeouts; zero takes replication's defaults.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
 
 	MaxXMLBytes int64
 	// GCInterval is how often unreferenced content is swept; GCGrace is how
@@ -64,6 +92,7 @@ type Server struct {
 	blobs   *content.Store
 	fsm     *fsm.FSM
 	node    *replication.Node
+	cluster *cluster.Cluster
 	ln      net.Listener
 	httpSrv *http.Server
 	url     string
@@ -87,10 +116,33 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if cfg.GCGrace <= 0 {
 		cfg.GCGrace = time.Hour
 	}
+	consistency, err := cluster.ParseConsistency(cfg.ReadConsistency)
+	if err != nil {
+		return nil, fmt.Errorf("server: --read-consistency: %w", err)
+	}
+	if cfg.Bootstrap && (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) {
+		return nil, errors.New("server: --bootstrap excludes --join and --bootstrap-expect: start a new cluster with this node alone, join one, or form one with peers")
+	}
+	ccfg := cluster.Config{
+		ID:              cfg.ID,
+		Secret:          cfg.ClusterSecret,
+		Join:            cfg.Join,
+		BootstrapExpect: cfg.BootstrapExpect,
+		Peers:           cfg.Peers,
+		ReadConsistency: consistency,
+		LeaderWait:      cfg.LeaderWait,
+		Backlog:         cfg.ContentBacklog,
+	}
+	if err := ccfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	s = &Server{cfg: cfg, log: cfg.Log.With().Str("node", cfg.ID).Logger()}
+	// Every failure below returns a nil *Server: close what was opened
+	// through a copy of the pointer.
+	opened := s
 	defer func() {
 		if err != nil {
-			s.closeParts(context.Background())
+			_ = opened.closeParts(context.Background())
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
@@ -123,15 +175,33 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.fsm = fsm.New(s.meta, s.log, fsm.WithReleaseHook(s.release), fsm.WithTempDir(cfg.DataDir))
 	s.node, err = replication.Open(ctx, replication.Config{
-		ID:        cfg.ID,
-		RaftAddr:  cfg.RaftAddr,
-		DataDir:   cfg.DataDir,
-		Bootstrap: cfg.Bootstrap,
-		FSM:       s.fsm,
-		Logger:    s.log,
+		ID:                 cfg.ID,
+		RaftAddr:           cfg.RaftAddr,
+		RaftAdvertise:      cfg.RaftAdvertise,
+		DataDir:            cfg.DataDir,
+		Bootstrap:          cfg.Bootstrap,
+		Joining:            len(cfg.Join) > 0 || cfg.BootstrapExpect > 0,
+		FSM:                s.fsm,
+		Logger:             s.log,
+		HeartbeatTimeout:   cfg.HeartbeatTimeout,
+		ElectionTimeout:    cfg.ElectionTimeout,
+		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout,
 	})
+	if errors.Is(err, replication.ErrNoState) {
+		return nil, fmt.Errorf("server: the data directory %s holds no cluster state, and nothing says how to get some: "+
+			"pass --bootstrap to start a new cluster with this node, --join URL[,URL...] to join an existing cluster through any member, "+
+			"or --bootstrap-expect N --peers URL,URL,... to form a new cluster of N nodes started together", cfg.DataDir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("server: start raft: %w", err)
+	}
+	ccfg.URL, ccfg.Raft, ccfg.Members, ccfg.Log = s.url, s.node, s.meta, s.log
+	s.cluster, err = cluster.New(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) && cfg.Advertise == "" && isLoopbackURL(s.url) {
+		s.log.Warn().Str("url", s.url).Msg("no --advertise-url: other nodes reach this one at a loopback URL, which only works when every node runs on this machine")
 	}
 	dav := webdav.New(webdav.Config{
 		Meta:        s.meta,
@@ -144,10 +214,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.HandleFunc("GET /cluster/status", s.handleStatus)
-	mux.Handle("/", dav)
+	s.cluster.Routes(mux)
 	s.httpSrv = &http.Server{
-		Handler:           s.routes(mux, dav),
+		Handler:           s.routes(mux, s.cluster.Forward(s.cluster.Consistent(dav))),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          newStdLogger(s.log),
@@ -155,20 +224,25 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	return s, nil
 }
 
-// routes sends the node API paths to the mux and everything else to WebDAV,
-// so a WebDAV method on /healthz gets WebDAV's answer (403: reserved).
+// routes sends requests the node API has a route for (method and path) to
+// the mux and everything else to WebDAV, so a WebDAV method on /healthz
+// gets WebDAV's answer (403: reserved).
 func (s *Server) routes(mux *http.ServeMux, dav http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			switch r.URL.Path {
-			case "/healthz", "/readyz", "/cluster/status":
-				mux.ServeHTTP(w, r)
-				return
-			}
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
 		}
 		dav.ServeHTTP(w, r)
 	})
 }
+
+// Cluster returns the node's side of the cluster API.
+func (s *Server) Cluster() *cluster.Cluster { return s.cluster }
+
+// SetContentBacklog installs the reporter of content this node still has
+// to fetch, shown in /cluster/status.
+func (s *Server) SetContentBacklog(f func() (files int, bytes int64)) { s.cluster.SetBacklog(f) }
 
 // URL is this node's WebDAV base URL.
 func (s *Server) URL() string { return s.url }
@@ -184,6 +258,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	go s.gcLoop(gcCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.httpSrv.Serve(s.ln) }()
+	// Forming a cluster needs the listener serving: peers poll each other.
+	s.cluster.Start()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server: http: %w", err)
@@ -194,11 +270,18 @@ func (s *Server) Serve(ctx context.Context) error {
 	return s.Close(shutdownCtx)
 }
 
-// Close stops the HTTP listener (letting requests in flight finish) and
-// closes Raft and the stores.
+// Close hands leadership to another voter if this node leads (so writes
+// move to the next leader at once rather than after an election timeout),
+// stops the HTTP listener (letting requests in flight finish), and closes
+// Raft and the stores.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.cluster != nil {
+			if err := s.cluster.TransferLeadership(ctx); err != nil {
+				s.log.Warn().Err(err).Msg("leadership transfer failed; the other nodes elect a leader after the election timeout")
+			}
+		}
 		if s.httpSrv != nil {
 			if err := s.httpSrv.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
@@ -213,6 +296,9 @@ func (s *Server) Close(ctx context.Context) error {
 
 func (s *Server) closeParts(ctx context.Context) error {
 	var errs []error
+	if s.cluster != nil {
+		s.cluster.Close()
+	}
 	if s.node != nil {
 		if err := s.node.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("raft: %w", err))
@@ -250,6 +336,13 @@ func (s *Server) gcLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			// Pins live in memory only: after a restart, content whose entry
+			// is in the log but not yet replayed looks unreferenced. Sweep
+			// only once the node has caught up.
+			if problems := s.readiness(ctx); len(problems) > 0 {
+				s.log.Debug().Strs("problems", problems).Msg("content sweep skipped: node not ready")
+				continue
+			}
 			st, err := s.blobs.Collect(ctx, s.meta, s.cfg.GCGrace)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn().Err(err).Msg("content sweep failed")
@@ -312,46 +405,6 @@ func (s *Server) readiness(ctx context.Context) []string {
 	return problems
 }
 
-// NodeStatus is one member in /cluster/status.
-type NodeStatus struct {
-	ID           string `json:"id"`
-	URL          string `json:"url"`
-	Role         string `json:"role"`
-	AppliedIndex uint64 `json:"applied_index"`
-	RaftAddr     string `json:"raft_addr"`
-	Voter        bool   `json:"voter"`
-}
-
-// ClusterStatus is the body of GET /cluster/status.
-type ClusterStatus struct {
-	Leader      string       `json:"leader"`
-	Term        uint64       `json:"term"`
-	CommitIndex uint64       `json:"commit_index"`
-	Nodes       []NodeStatus `json:"nodes"`
-}
-
-func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := s.node.Status(r.Context())
-	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-		return
-	}
-	out := ClusterStatus{Leader: st.LeaderID, Term: st.Term, CommitIndex: st.CommitIndex}
-	for _, m := range st.Servers {
-		ns := NodeStatus{ID: m.ID, RaftAddr: m.Address, Voter: m.Suffrage == "Voter", Role: "follower"}
-		if m.ID == st.LeaderID {
-			ns.Role = "leader"
-		}
-		if m.ID == s.cfg.ID {
-			ns.URL = s.url
-			ns.AppliedIndex = st.AppliedIndex
-			ns.Role = strings.ToLower(st.Role)
-		}
-		out.Nodes = append(out.Nodes, ns)
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -372,6 +425,15 @@ func advertisable(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+func isLoopbackURL(u string) bool {
+	host := strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+	if h, _, err := net.SplitHostPort(strings.TrimRight(host, "/")); err == nil {
+		host = h
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func redactURL(u string) string {
