@@ -309,21 +309,48 @@ func (h *Handler) resolve(ctx context.Context, fs *requestFS, p string) (metasto
 	return ino, true, nil
 }
 
+// maxGetAttempts bounds how often a GET resolves its path again because the
+// content it resolved to was released before it could be opened.
+const maxGetAttempts = 5
+
 func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request, p string) error {
-	fs := h.newFS(nil)
-	ino, ok, err := h.resolve(r.Context(), fs, p)
-	if err != nil {
-		return err
+	ctx := r.Context()
+	// A GET opens the content before x/net answers: once the status line
+	// is out, a failed read can only cut the body short, and the client
+	// would get a truncated 200. Content is released as soon as the
+	// overwrite or DELETE that unreferenced it commits, so a GET that
+	// resolved the path just before may find it gone; it then resolves the
+	// path again and serves what it holds now (or 404). Once open, the
+	// content stays readable whatever happens to the path.
+	failed := "" // the hash whose content could not be opened
+	for attempt := 1; ; attempt++ {
+		fs := h.newFS(nil)
+		ino, ok, err := h.resolve(ctx, fs, p)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fail(http.StatusNotFound, "%s does not exist", p)
+		}
+		if ino.IsDir() {
+			return h.serveCollection(w, r, p, ino)
+		}
+		if r.Method == http.MethodGet {
+			blob, err := h.blobs.Open(ctx, ino.Hash, ino.Size)
+			if err != nil {
+				if ino.Hash != failed && attempt < maxGetAttempts {
+					failed = ino.Hash
+					continue
+				}
+				return fmt.Errorf("open content of %s: %w", p, err)
+			}
+			fs.preopened = &preopened{path: p, hash: ino.Hash, blob: blob}
+			defer fs.closePreopened()
+		}
+		w.Header().Set("Content-Type", contentType(p, ino))
+		h.xdav(fs).ServeHTTP(w, r)
+		return nil
 	}
-	if !ok {
-		return fail(http.StatusNotFound, "%s does not exist", p)
-	}
-	if ino.IsDir() {
-		return h.serveCollection(w, r, p, ino)
-	}
-	w.Header().Set("Content-Type", contentType(p, ino))
-	h.xdav(fs).ServeHTTP(w, r)
-	return nil
 }
 
 var listingTmpl = template.Must(template.New("listing").Parse(`<!DOCTYPE html>
@@ -710,9 +737,43 @@ func (h *Handler) handleProppatch(w http.ResponseWriter, r *http.Request, p stri
 		return err
 	}
 	fs.tokens = tokens
+	// The If header has been evaluated (checkConditions) and its tokens
+	// travel in the log entry. x/net must not evaluate it again: it skips
+	// every tagged list whose host differs from the request's and then
+	// answers 412, so behind an ingress, where tags carry the ingress's
+	// host (as Destination does), a lock holder could not PROPPATCH the
+	// resource it had locked while its PUT to the same resource succeeded.
+	r.Header.Del("If")
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	h.xdav(fs).ServeHTTP(w, r)
+	// x/net answers 500 to any error from file.Patch. Patch records the
+	// errors that have a better answer (the resource was deleted after it
+	// was resolved: 404; the entry did not commit: 503) and this writer
+	// drops x/net's 500 so writeError can give that answer instead.
+	h.xdav(fs).ServeHTTP(&patchErrorWriter{ResponseWriter: w, fs: fs}, r)
+	if fs.patchErr != nil {
+		return fs.patchErr
+	}
 	return nil
+}
+
+// patchErrorWriter passes a PROPPATCH response through unless file.Patch
+// recorded an error, in which case it discards what x/net writes.
+type patchErrorWriter struct {
+	http.ResponseWriter
+	fs *requestFS
+}
+
+func (w *patchErrorWriter) WriteHeader(code int) {
+	if w.fs.patchErr == nil {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *patchErrorWriter) Write(b []byte) (int, error) {
+	if w.fs.patchErr != nil {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // checkConditions evaluates the If header (RFC 4918 §10.4) and the locks
