@@ -226,7 +226,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	case cfg.Joining:
 		log.Info().Msg("no raft state; waiting for a leader to add this node")
 	default:
-		return fail(fmt.Errorf("replication: no raft state in %s: pass --bootstrap to start a new cluster, or --join to join an existing one", dir))
+		return fail(fmt.Errorf("replication: no raft state in %s: pass --bootstrap to start a new cluster, or --join to join an existing one: %w", dir, ErrNoState))
 	}
 
 	n.raft, err = raft.NewRaft(rc, cfg.FSM, wal, wal, snaps, n.trans)

@@ -39,7 +39,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags:     logFlags(),
-		Commands:  []*cli.Command{serverCommand()},
+		Commands:  []*cli.Command{serverCommand(), clusterCommand(), devCommand()},
 	}
 }
 
@@ -61,10 +61,22 @@ func serverCommand() *cli.Command {
 			"or, without it, in an embedded store under --data-dir.\n\n" +
 			"Start a new single-node cluster:\n" +
 			"   dfs server --id node1 --data-dir ./data --bootstrap\n\n" +
+			"Add a node to it (any member's URL will do; the leader adds the node):\n" +
+			"   DFS_CLUSTER_SECRET=... dfs server --id node2 --data-dir ./data2 --http-addr :8081 \\\n" +
+			"      --raft-addr 10.0.0.6:7000 --advertise-url http://10.0.0.6:8081 --join http://10.0.0.5:8080\n\n" +
+			"Or form a new cluster of three nodes started together (a StatefulSet), with the\n" +
+			"same --peers on every node:\n" +
+			"   DFS_CLUSTER_SECRET=... dfs server --id node1 ... --bootstrap-expect 3 \\\n" +
+			"      --peers http://node1:8080,http://node2:8080,http://node3:8080\n\n" +
+			"A node whose data directory holds Raft state rejoins its cluster by itself;\n" +
+			"--bootstrap, --join and --bootstrap-expect only matter for a node without it.\n\n" +
+			"Followers forward writes (PUT, DELETE, MKCOL, COPY, MOVE, PROPPATCH, LOCK,\n" +
+			"UNLOCK) to the leader; reads are served by any node (see --read-consistency).\n\n" +
 			"The node API lives beside WebDAV and those names cannot be used for files:\n" +
 			"   GET /healthz          the process is alive\n" +
 			"   GET /readyz           200 when the node can serve (stores open, leader known, caught up)\n" +
-			"   GET /cluster/status   JSON: leader, nodes with id, url, role, applied_index\n\n" +
+			"   GET /cluster/status   JSON: leader, nodes with id, url, role, applied_index, lag, content_backlog\n" +
+			"   /cluster/...          the internal API between nodes, authenticated by --cluster-secret\n\n" +
 			"The Raft port carries the replication log unauthenticated: never expose it\n" +
 			"outside the cluster's private network.",
 		Flags: []cli.Flag{
@@ -78,8 +90,22 @@ func serverCommand() *cli.Command {
 				Usage: "this node's WebDAV base URL as clients and peers reach it (default: derived from --http-addr)"},
 			&cli.StringFlag{Name: "raft-addr", EnvVars: []string{"DFS_RAFT_ADDR"}, Value: "127.0.0.1:7000",
 				Usage: "host:port Raft listens on and advertises to peers; keep it on a private network"},
+			&cli.StringFlag{Name: "raft-advertise", EnvVars: []string{"DFS_RAFT_ADVERTISE"},
+				Usage: "host:port other nodes dial for Raft, when --raft-addr binds all interfaces (e.g. the pod IP and port)"},
 			&cli.BoolFlag{Name: "bootstrap", EnvVars: []string{"DFS_BOOTSTRAP"},
 				Usage: "form a new cluster with this node as its first member (ignored when the data directory already holds Raft state)"},
+			&cli.StringSliceFlag{Name: "join", EnvVars: []string{"DFS_JOIN"},
+				Usage: "join an existing cluster through these members' HTTP URLs (comma-separated or repeated; tried in turn until one accepts); needs --cluster-secret"},
+			&cli.IntFlag{Name: "bootstrap-expect", EnvVars: []string{"DFS_BOOTSTRAP_EXPECT"},
+				Usage: "form a new cluster once this many nodes listed in --peers are up (no node is special; the cluster forms once, never twice); needs --cluster-secret"},
+			&cli.StringSliceFlag{Name: "peers", EnvVars: []string{"DFS_PEERS"},
+				Usage: "with --bootstrap-expect: the HTTP URLs of all the nodes that form the cluster (this one may be included); give every node the same list"},
+			&cli.StringFlag{Name: "cluster-secret", EnvVars: []string{"DFS_CLUSTER_SECRET"},
+				Usage: "shared secret that authenticates nodes to each other (join, remove, read index, forwarded writes); the same on every node; prefer the environment variable over the flag"},
+			&cli.StringFlag{Name: "read-consistency", EnvVars: []string{"DFS_READ_CONSISTENCY"}, Value: "leader",
+				Usage: "leader: a read first catches up with what the leader had committed (read-your-writes from any node; one round trip per batch of reads); local: serve straight from this node's state (faster, may be stale)"},
+			&cli.DurationFlag{Name: "leader-wait", EnvVars: []string{"DFS_LEADER_WAIT"}, Value: 3 * time.Second,
+				Usage: "how long a write on a follower waits for a leader to be known before it gets 503 with Retry-After"},
 			&cli.StringFlag{Name: "redis-url", EnvVars: []string{"DFS_REDIS_URL"},
 				Usage: "metadata store: redis://host:6379/0 or unix:///path/redis.sock?db=0; empty uses the embedded store"},
 			&cli.Int64Flag{Name: "max-xml-bytes", EnvVars: []string{"DFS_MAX_XML_BYTES"}, Value: 1 << 20,
@@ -101,17 +127,25 @@ func runServer(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.New(ctx, server.Config{
-		ID:          c.String("id"),
-		DataDir:     c.String("data-dir"),
-		HTTPAddr:    c.String("http-addr"),
-		Advertise:   c.String("advertise-url"),
-		RaftAddr:    c.String("raft-addr"),
-		Bootstrap:   c.Bool("bootstrap"),
-		RedisURL:    c.String("redis-url"),
-		MaxXMLBytes: c.Int64("max-xml-bytes"),
-		GCInterval:  c.Duration("gc-interval"),
-		GCGrace:     c.Duration("gc-grace"),
-		Log:         log,
+		ID:        c.String("id"),
+		DataDir:   c.String("data-dir"),
+		HTTPAddr:  c.String("http-addr"),
+		Advertise: c.String("advertise-url"),
+		RaftAddr:  c.String("raft-addr"),
+		Bootstrap: c.Bool("bootstrap"),
+
+		RaftAdvertise:   c.String("raft-advertise"),
+		Join:            c.StringSlice("join"),
+		BootstrapExpect: c.Int("bootstrap-expect"),
+		Peers:           c.StringSlice("peers"),
+		ClusterSecret:   c.String("cluster-secret"),
+		ReadConsistency: c.String("read-consistency"),
+		LeaderWait:      c.Duration("leader-wait"),
+		RedisURL:        c.String("redis-url"),
+		MaxXMLBytes:     c.Int64("max-xml-bytes"),
+		GCInterval:      c.Duration("gc-interval"),
+		GCGrace:         c.Duration("gc-grace"),
+		Log:             log,
 	})
 	if err != nil {
 		return err
