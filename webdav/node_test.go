@@ -45,13 +45,6 @@ type testNode struct {
 	stopErr error
 }
 
-// startNode starts a fresh bootstrapped node on a new temporary data
-// directory, waits until it is ready and stops it when tb ends.
-func startNode(tb testing.TB) *testNode {
-	tb.Helper()
-	return startNodeWith(tb, nodeOptions{dataDir: tb.TempDir(), bootstrap: true})
-}
-
 // startNodeWith starts a node as opts say, waits until it is ready and
 // stops it when tb ends. On failure the node's log is attached to the test.
 func startNodeWith(tb testing.TB, opts nodeOptions) *testNode {
