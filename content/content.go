@@ -7,6 +7,7 @@
 //	dir/LOCK               flock(2)ed while a Store is open: one owner per dir
 //	dir/objects/ab/abcd…   one complete object, named by its full hash
 //	dir/tmp/               uploads in progress (same filesystem as objects/)
+//	dir/partial/<hash>     resumable downloads from peers (see Download)
 //	dir/corrupt/           objects that failed verification, kept for forensics
 //
 // # Crash safety
@@ -16,6 +17,9 @@
 // directory before it reports success. A kill -9 at any point therefore
 // leaves either nothing or a complete object under objects/; the half
 // written temp files it may leave in tmp/ are removed by the next Open.
+// Files in partial/ survive restarts on purpose, so that a download resumes
+// where it stopped; they are never trusted: a download becomes an object
+// only after all of its bytes hash to its name.
 // Deletions are not fsynced: a deletion lost in a crash resurrects garbage,
 // which the next Collect removes again.
 //
@@ -70,6 +74,9 @@ var (
 	ErrNotPinned = errors.New("content: hash not pinned")
 	// ErrLocked is wrapped by Open when another Store holds the directory.
 	ErrLocked = errors.New("content: directory in use by another store")
+	// ErrBusy is wrapped by Resume when another Download of the same hash
+	// is open.
+	ErrBusy = errors.New("content: download of this hash already in progress")
 )
 
 // Blob names one stored object.
@@ -84,6 +91,7 @@ type Store struct {
 	dir     string
 	objects string
 	tmp     string
+	partial string
 	corrupt string
 	log     zerolog.Logger
 	lock    *os.File // holds the flock on dir/LOCK
@@ -96,6 +104,9 @@ type Store struct {
 	mu       sync.Mutex
 	pins     map[string]int64
 	deleting map[string]*deletion
+	// downloads holds the hashes whose partial file a Download has open:
+	// one writer per partial file.
+	downloads map[string]bool
 }
 
 // deletion marks a hash whose deletion is being decided without mu held
@@ -107,15 +118,17 @@ type deletion struct{ cancelled bool }
 // 256 fan-out directories, so that Commit normally only has to fsync one.
 func Open(dir string, log zerolog.Logger) (*Store, error) {
 	s := &Store{
-		dir:      dir,
-		objects:  filepath.Join(dir, "objects"),
-		tmp:      filepath.Join(dir, "tmp"),
-		corrupt:  filepath.Join(dir, "corrupt"),
-		log:      log.With().Str("component", "content").Str("dir", dir).Logger(),
-		pins:     make(map[string]int64),
-		deleting: make(map[string]*deletion),
+		dir:       dir,
+		objects:   filepath.Join(dir, "objects"),
+		tmp:       filepath.Join(dir, "tmp"),
+		partial:   filepath.Join(dir, "partial"),
+		corrupt:   filepath.Join(dir, "corrupt"),
+		log:       log.With().Str("component", "content").Str("dir", dir).Logger(),
+		pins:      make(map[string]int64),
+		deleting:  make(map[string]*deletion),
+		downloads: make(map[string]bool),
 	}
-	for _, d := range []string{s.objects, s.tmp, s.corrupt} {
+	for _, d := range []string{s.objects, s.tmp, s.partial, s.corrupt} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("content: create %s: %w", d, err)
 		}

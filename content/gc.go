@@ -25,6 +25,7 @@ type Stats struct {
 	Young      int64 // kept: modified within the grace period
 	Pinned     int64 // kept: pinned
 	Referenced int64 // kept: referenced by an inode
+	Partials   int64 // abandoned partial downloads removed (see PrunePartials)
 }
 
 // outcome is what tryDelete decided for one object.
@@ -127,11 +128,17 @@ func (s *Store) tryDelete(ctx context.Context, refs RefCounter, h string, minAge
 
 // Collect walks objects/ and deletes every object that no inode references
 // (refs.RefCount is 0), that is not pinned and that was last written more
-// than grace ago. It returns what it did so far along with any error;
-// a RefCounter error stops it, since deciding without counts is unsafe.
+// than grace ago, and the partial downloads nobody appended to for grace.
+// It returns what it did so far along with any error; a RefCounter error
+// stops it, since deciding without counts is unsafe.
 func (s *Store) Collect(ctx context.Context, refs RefCounter, grace time.Duration) (Stats, error) {
 	start := time.Now()
 	var st Stats
+	n, perr := s.PrunePartials(grace)
+	st.Partials = n
+	if perr != nil {
+		s.log.Warn().Err(perr).Msg("pruning partial downloads failed")
+	}
 	err := s.walk(ctx, func(h string, fi fs.FileInfo) error {
 		st.Scanned++
 		// Pre-filter on the walk's stat so young objects cost no RefCount;
@@ -164,7 +171,7 @@ func (s *Store) Collect(ctx context.Context, refs RefCounter, grace time.Duratio
 	}
 	ev.Int64("scanned", st.Scanned).Int64("removed", st.Removed).Int64("bytes_freed", st.BytesFreed).
 		Int64("young", st.Young).Int64("pinned", st.Pinned).Int64("referenced", st.Referenced).
-		Dur("took", time.Since(start)).Msg("garbage collection")
+		Int64("partials", st.Partials).Dur("took", time.Since(start)).Msg("garbage collection")
 	return st, err
 }
 

@@ -61,26 +61,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	var n int
-	var err error
-	if len(p) < parallelHashMin {
-		n, err = w.f.Write(p)
-		w.sum.Write(p[:n]) // hash.Hash.Write never fails
-	} else {
-		// SHA-256 runs at about the speed of write+fsync (~1.6 GB/s
-		// with SHA-NI), so hashing while the kernel copies the chunk
-		// cut a 64 MiB Put from ~80 to ~56 ms (BenchmarkWrite64MiB,
-		// with startWriteback). If the write falls short the hash
-		// covers bytes that are not in the file, but then w.err
-		// poisons the object.
-		done := make(chan struct{})
-		go func() {
-			w.sum.Write(p)
-			close(done)
-		}()
-		n, err = w.f.Write(p)
-		<-done
-	}
+	n, err := hashWrite(w.f, w.sum, p)
 	w.n += int64(n)
 	if w.n-w.flushed >= writebackChunk {
 		startWriteback(w.f, w.flushed, w.n-w.flushed)

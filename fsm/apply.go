@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/dfs-project/dfs/fspath"
 	"github.com/dfs-project/dfs/metastore"
@@ -43,6 +44,7 @@ type applier struct {
 
 	newInodes uint64
 	refs      map[string]int64
+	sizes     map[string]int64 // content size of every hash in refs
 	bumped    map[metastore.ID]bool
 
 	locks       []metastore.Lock
@@ -57,6 +59,7 @@ func newApplier(ctx context.Context, r metastore.Reader, index uint64, cmd *Comm
 		index:  index,
 		b:      &metastore.Batch{Index: index},
 		refs:   map[string]int64{},
+		sizes:  map[string]int64{},
 		bumped: map[metastore.ID]bool{},
 	}
 }
@@ -142,9 +145,10 @@ func (a *applier) newID() (metastore.ID, error) {
 	return id, nil
 }
 
-func (a *applier) addRef(hash string, delta int64) {
+func (a *applier) addRef(hash string, delta, size int64) {
 	if hash != "" {
 		a.refs[hash] += delta
+		a.sizes[hash] = size
 	}
 }
 
@@ -172,6 +176,25 @@ func (a *applier) released() []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// contentRef is a hash an entry references more often than before.
+type contentRef struct {
+	hash  string
+	delta int64
+	size  int64
+}
+
+// referenced returns the hashes whose count this entry increased, sorted.
+func (a *applier) referenced() []contentRef {
+	var out []contentRef
+	for h, d := range a.refs {
+		if d > 0 {
+			out = append(out, contentRef{hash: h, delta: d, size: a.sizes[h]})
+		}
+	}
+	slices.SortFunc(out, func(x, y contentRef) int { return strings.Compare(x.hash, y.hash) })
 	return out
 }
 
@@ -299,7 +322,7 @@ func (a *applier) drop(in metastore.Inode) error {
 			}
 		}
 	} else {
-		a.addRef(in.Hash, -1)
+		a.addRef(in.Hash, -1, in.Size)
 	}
 	a.b.DeleteProps(in.ID)
 	a.b.DeleteInode(in.ID)
@@ -357,8 +380,8 @@ func (a *applier) put() (*Result, error) {
 	if t.exists {
 		in := t.node
 		if in.Hash != c.Hash {
-			a.addRef(c.Hash, 1)
-			a.addRef(in.Hash, -1)
+			a.addRef(c.Hash, 1, c.Size)
+			a.addRef(in.Hash, -1, in.Size)
 		}
 		in.Hash, in.Size, in.ContentType, in.Modified = c.Hash, c.Size, c.ContentType, c.Time
 		a.b.PutInode(in)
@@ -372,7 +395,7 @@ func (a *applier) put() (*Result, error) {
 		ContentType: c.ContentType, Created: c.Time, Modified: c.Time}
 	a.b.PutInode(in)
 	a.b.Link(t.parent.ID, t.name, id)
-	a.addRef(c.Hash, 1)
+	a.addRef(c.Hash, 1, c.Size)
 	a.bump(t.parent)
 	return &Result{Code: OK, Created: true, Inode: in}, nil
 }
@@ -524,7 +547,7 @@ func (a *applier) copyTree(in metastore.Inode, depth int) (metastore.Inode, erro
 	n.ID, n.Created, n.Modified = id, a.cmd.Time, a.cmd.Time
 	a.b.PutInode(n)
 	if !n.IsDir() {
-		a.addRef(n.Hash, 1)
+		a.addRef(n.Hash, 1, n.Size)
 	}
 	if err := a.copyProps(in.ID, id); err != nil {
 		return metastore.Inode{}, err
@@ -676,7 +699,7 @@ func (a *applier) lock() (*Result, error) {
 		in := metastore.Inode{ID: id, Kind: metastore.KindFile, Hash: EmptyHash, Created: c.Time, Modified: c.Time}
 		a.b.PutInode(in)
 		a.b.Link(t.parent.ID, t.name, id)
-		a.addRef(EmptyHash, 1)
+		a.addRef(EmptyHash, 1, 0)
 		a.bump(t.parent)
 		res.Inode, res.Created = in, true
 	}

@@ -45,6 +45,8 @@ type FSM struct {
 	store   metastore.Store
 	log     zerolog.Logger
 	release func(hash string)
+	refer   func(hash string, size int64)
+	restore func()
 	tmpDir  string
 	onBatch func(*metastore.Batch) // test hook: sees every batch before Commit
 
@@ -70,6 +72,28 @@ type Option func(*FSM)
 // must not block for long (queue the work).
 func WithReleaseHook(fn func(hash string)) Option {
 	return func(f *FSM) { f.release = fn }
+}
+
+// WithReferenceHook sets a function called, after an entry is committed,
+// for every content hash that entry made referenced again: its reference
+// count went from 0 to above 0 (a PUT of new content, a COPY of content
+// that was otherwise unreferenced). A node that lacks that content must
+// fetch it; the content replicator queues it. When the count cannot be
+// read the hook is called anyway: a spurious call costs the receiver a
+// local lookup, a missed one leaves content unfetched until a rescan. It
+// runs on the apply path, so it must not block for long (queue the work),
+// and it is not called for replayed entries or by snapshot restores (see
+// WithRestoreHook).
+func WithReferenceHook(fn func(hash string, size int64)) Option {
+	return func(f *FSM) { f.refer = fn }
+}
+
+// WithRestoreHook sets a function called after a snapshot has been
+// restored into the store: the whole namespace changed at once, and the
+// content it references must be checked from scratch (a rescan). It runs
+// on the restore path, so it must not block for long.
+func WithRestoreHook(fn func()) Option {
+	return func(f *FSM) { f.restore = fn }
 }
 
 // WithTempDir sets where Snapshot writes its temporary dump (default
@@ -201,9 +225,10 @@ func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr 
 		return &Result{Code: OK, Msg: "replayed"}, nil
 	}
 	var (
-		res      *Result
-		b        = &metastore.Batch{Index: index}
-		released []string
+		res        *Result
+		b          = &metastore.Batch{Index: index}
+		released   []string
+		referenced []contentRef
 	)
 	if decErr != nil {
 		res = fail(Invalid, "%v", decErr)
@@ -214,7 +239,7 @@ func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr 
 			return nil, err
 		}
 		if res.Code == OK {
-			b, released = a.b, a.released()
+			b, released, referenced = a.b, a.released(), a.referenced()
 		}
 	}
 	if f.onBatch != nil {
@@ -232,7 +257,26 @@ func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr 
 			Stringer("code", res.Code).Str("msg", res.Msg).Msg("entry refused")
 	}
 	f.releaseUnreferenced(ctx, released)
+	f.announceReferenced(ctx, referenced)
 	return res, nil
+}
+
+// announceReferenced calls the reference hook for every hash whose count
+// this entry raised from 0: after the commit the count equals the entry's
+// own increase.
+func (f *FSM) announceReferenced(ctx context.Context, refs []contentRef) {
+	if f.refer == nil {
+		return
+	}
+	for _, r := range refs {
+		n, err := f.store.RefCount(ctx, r.hash)
+		if err != nil {
+			f.log.Warn().Err(err).Str("hash", r.hash).Msg("cannot read reference count; announcing the content anyway")
+		} else if n != r.delta {
+			continue
+		}
+		f.refer(r.hash, r.size)
+	}
 }
 
 func (f *FSM) releaseUnreferenced(ctx context.Context, hashes []string) {

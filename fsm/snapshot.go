@@ -395,6 +395,9 @@ func (f *FSM) RestoreFrom(ctx context.Context, r io.Reader) (uint64, error) {
 	}
 	f.setApplied(info.Index)
 	f.log.Info().Uint64("index", info.Index).Int64("inodes", got.Inodes).Msg("snapshot restored")
+	if f.restore != nil {
+		f.restore()
+	}
 	return info.Index, nil
 }
 
