@@ -59,3 +59,20 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Voters returns how many voters the latest Raft configuration has (0 if
+// it cannot be read, e.g. during shutdown). Content replication derives the
+// size of a majority from it.
+func (n *Node) Voters() int {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return 0
+	}
+	c := 0
+	for _, srv := range cf.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			c++
+		}
+	}
+	return c
+}

@@ -59,6 +59,9 @@ type Config struct {
 	// LeaderWait bounds how long a write on a follower waits for a known
 	// leader before it gets 503 (default 3s).
 	LeaderWait time.Duration
+	// WriteAck is "majority" (default: content is fsynced on a majority of
+	// nodes before a write is acknowledged) or "leader".
+	WriteAck string
 	// ContentBacklog reports content this node still has to fetch, shown
 	// in /cluster/status (nil: zero). See also SetContentBacklog.
 	ContentBacklog func() (files int, bytes int64)
@@ -90,6 +93,7 @@ type Server struct {
 	log     zerolog.Logger
 	meta    metastore.Store
 	blobs   *content.Store
+	content *replication.Content
 	fsm     *fsm.FSM
 	node    *replication.Node
 	cluster *cluster.Cluster
@@ -173,7 +177,28 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.url == "" {
 		s.url = "http://" + advertisable(s.ln.Addr().String())
 	}
-	s.fsm = fsm.New(s.meta, s.log, fsm.WithReleaseHook(s.release), fsm.WithTempDir(cfg.DataDir))
+	writeAck, err := replication.ParseWriteAck(cfg.WriteAck)
+	if err != nil {
+		return nil, fmt.Errorf("server: --write-ack: %w", err)
+	}
+	s.content, err = replication.NewContent(replication.ContentConfig{
+		Store:    s.blobs,
+		Meta:     s.meta,
+		SelfID:   cfg.ID,
+		Secret:   cfg.ClusterSecret,
+		Peers:    s.contentPeers,
+		Quorum:   s.quorum,
+		WriteAck: writeAck,
+		Log:      s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: content replication: %w", err)
+	}
+	s.fsm = fsm.New(s.meta, s.log,
+		fsm.WithReleaseHook(s.release),
+		fsm.WithTempDir(cfg.DataDir),
+		fsm.WithReferenceHook(s.content.Notify),
+		fsm.WithRestoreHook(s.content.Rescan))
 	s.node, err = replication.Open(ctx, replication.Config{
 		ID:                 cfg.ID,
 		RaftAddr:           cfg.RaftAddr,
@@ -196,6 +221,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: start raft: %w", err)
 	}
 	ccfg.URL, ccfg.Raft, ccfg.Members, ccfg.Log = s.url, s.node, s.meta, s.log
+	if ccfg.Backlog == nil {
+		ccfg.Backlog = s.content.Backlog
+	}
 	s.cluster, err = cluster.New(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -206,7 +234,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	dav := webdav.New(webdav.Config{
 		Meta:        s.meta,
 		Node:        s.node,
-		Blobs:       blobAdapter{s.blobs},
+		Blobs:       blobAdapter{s.content},
 		Log:         s.log,
 		MaxXMLBytes: cfg.MaxXMLBytes,
 		Reserved:    Reserved,
@@ -215,6 +243,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.cluster.Routes(mux)
+	contentAPI := s.content.Handler()
+	mux.Handle("/cluster/content", contentAPI)
+	mux.Handle("/cluster/content/", contentAPI)
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(mux, s.cluster.Forward(s.cluster.Consistent(dav))),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -256,6 +287,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
 	go s.gcLoop(gcCtx)
+	go s.content.Run(gcCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.httpSrv.Serve(s.ln) }()
 	// Forming a cluster needs the listener serving: peers poll each other.
@@ -399,8 +431,14 @@ func (s *Server) readiness(ctx context.Context) []string {
 			problems = append(problems, "no root collection yet: "+rerr.Error())
 		}
 	}
-	if _, _, err := s.blobs.Usage(); err != nil {
+	// A stat, not a walk: /readyz is polled every few seconds and the
+	// content store may hold millions of objects.
+	if _, err := os.Stat(filepath.Join(s.cfg.DataDir, "content", "objects")); err != nil {
 		problems = append(problems, "content store: "+err.Error())
+	}
+	if !s.content.CaughtUp() {
+		files, bytes := s.content.Backlog()
+		problems = append(problems, fmt.Sprintf("fetching content from peers: %d files, %d bytes to go", files, bytes))
 	}
 	return problems
 }
@@ -445,27 +483,59 @@ func redactURL(u string) string {
 	return u
 }
 
-// blobAdapter presents the content store as webdav.Blobs.
-type blobAdapter struct{ s *content.Store }
+// blobAdapter presents content replication as webdav.Blobs: writes on
+// the leader reach a majority of nodes, reads fetch content this node lacks
+// from a peer. Cluster-side failures become webdav.ErrUnavailable (503).
+type blobAdapter struct{ c *replication.Content }
 
 func (a blobAdapter) Write(ctx context.Context, r io.Reader) (string, int64, error) {
-	b, err := a.s.Put(ctx, r)
-	if err != nil {
-		return "", 0, err
+	hash, size, err := a.c.Write(ctx, r)
+	if errors.Is(err, replication.ErrNoQuorum) || errors.Is(err, replication.ErrUnavailable) {
+		return "", 0, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)
 	}
-	return b.Hash, b.Size, nil
+	return hash, size, err
 }
 
-func (a blobAdapter) Unpin(hash string) { _ = a.s.Unpin(hash) }
+func (a blobAdapter) Unpin(hash string) { a.c.Unpin(hash) }
 
-func (a blobAdapter) Open(_ context.Context, hash string, size int64) (webdav.Blob, error) {
-	f, err := a.s.Open(hash)
+func (a blobAdapter) Open(ctx context.Context, hash string, size int64) (webdav.Blob, error) {
+	b, err := a.c.Open(ctx, hash, size)
+	if errors.Is(err, replication.ErrUnavailable) {
+		return nil, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)
+	}
+	return b, err
+}
+
+// contentPeers lists the other members with a URL, the leader first: the
+// nodes a push goes to and a fetch asks.
+func (s *Server) contentPeers(ctx context.Context) ([]replication.Peer, error) {
+	members, err := s.meta.Members(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if f.Size() != size {
-		_ = f.Close()
-		return nil, fmt.Errorf("content %s is %d bytes, metadata says %d: %w", hash, f.Size(), size, content.ErrCorrupt)
+	leader, _ := s.node.Leader()
+	var peers []replication.Peer
+	for _, m := range members {
+		if m.ID == s.cfg.ID || m.URL == "" {
+			continue
+		}
+		p := replication.Peer{ID: m.ID, URL: m.URL}
+		if m.ID == leader {
+			peers = append([]replication.Peer{p}, peers...)
+		} else {
+			peers = append(peers, p)
+		}
 	}
-	return f, nil
+	return peers, nil
+}
+
+// quorum is how many nodes must hold an upload's content before it is
+// acknowledged: a majority of the voters, so that any future leader's
+// majority overlaps it.
+func (s *Server) quorum() int {
+	voters := s.node.Voters()
+	if voters < 1 {
+		voters = 1
+	}
+	return voters/2 + 1
 }

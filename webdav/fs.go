@@ -153,7 +153,7 @@ func (f *requestFS) OpenFile(ctx context.Context, name string, flag int, _ os.Fi
 
 func (f *requestFS) propose(ctx context.Context, cmd *fsm.Command) error {
 	cmd.Tokens = f.tokens
-	// Handler.propose marks an entry that did not commit as errUnavailable
+	// Handler.propose marks an entry that did not commit as ErrUnavailable
 	// (503, retry) rather than an internal error.
 	_, err := f.h.propose(ctx, cmd)
 	return err

@@ -237,13 +237,17 @@ func (h *Handler) classify(err error) *statusError {
 		return &statusError{status: 499, msg: "request cancelled", err: err}
 	case errors.Is(err, syscall.ENOSPC):
 		return &statusError{status: http.StatusInsufficientStorage, msg: "no space left on the node's data volume", err: err}
-	case errors.Is(err, errUnavailable):
+	case errors.Is(err, ErrUnavailable):
 		return &statusError{status: http.StatusServiceUnavailable, msg: "the cluster cannot commit writes right now; retry", err: err}
 	}
 	return &statusError{status: http.StatusInternalServerError, msg: "internal error", err: err}
 }
 
-var errUnavailable = errors.New("cluster unavailable")
+// ErrUnavailable marks failures of the cluster rather than of the request:
+// an entry that could not commit, content that no node can serve right now,
+// an upload that did not reach a majority. Handlers answer 503 with
+// Retry-After. Blobs implementations wrap their errors with it.
+var ErrUnavailable = errors.New("cluster unavailable")
 
 func fsmStatus(fe *fsm.Error) *statusError {
 	se := &statusError{msg: fe.Error(), err: fe}
@@ -269,14 +273,14 @@ func fsmStatus(fe *fsm.Error) *statusError {
 }
 
 // propose commits one command; an error is either an *fsm.Error (the entry
-// applied and said no) or errUnavailable-wrapped (it did not commit).
+// applied and said no) or ErrUnavailable-wrapped (it did not commit).
 func (h *Handler) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	res, err := h.node.Propose(ctx, cmd)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %s %s: %w", errUnavailable, cmd.Op, cmd.Path, err)
+		return nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, cmd.Op, cmd.Path, err)
 	}
 	if err := res.Err(); err != nil {
 		return res, err
@@ -470,6 +474,9 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, p string) er
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return &statusError{status: http.StatusRequestEntityTooLarge, msg: "upload too large", err: err}
+		}
+		if errors.Is(err, ErrUnavailable) {
+			return &statusError{status: http.StatusServiceUnavailable, msg: "the upload could not be stored on a majority of nodes; retry", err: err}
 		}
 		if ctx.Err() != nil || isBodyError(err) {
 			return &statusError{status: http.StatusBadRequest, msg: "reading the request body failed", err: err}
