@@ -69,7 +69,7 @@ func (c *Cluster) handleJoin(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	WriteJSON(w, http.StatusOK, resp)
 }
 
 func (c *Cluster) handleRemove(w http.ResponseWriter, r *http.Request) {
@@ -83,7 +83,7 @@ func (c *Cluster) handleRemove(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	WriteJSON(w, http.StatusOK, resp)
 }
 
 func (c *Cluster) handleReadIndex(w http.ResponseWriter, r *http.Request) {
@@ -95,7 +95,7 @@ func (c *Cluster) handleReadIndex(w http.ResponseWriter, r *http.Request) {
 				body.LeaderURL = u
 			}
 		}
-		writeJSON(w, http.StatusMisdirectedRequest, body)
+		WriteJSON(w, http.StatusMisdirectedRequest, body)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.ReadTimeout)
@@ -105,11 +105,11 @@ func (c *Cluster) handleReadIndex(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, &apiError{status: http.StatusServiceUnavailable, msg: "read index", err: err})
 		return
 	}
-	writeJSON(w, http.StatusOK, ReadIndexResponse{Index: idx})
+	WriteJSON(w, http.StatusOK, ReadIndexResponse{Index: idx})
 }
 
 func (c *Cluster) handleBootstrapInfo(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, c.bootstrapInfo())
+	WriteJSON(w, http.StatusOK, c.bootstrapInfo())
 }
 
 func (c *Cluster) bootstrapInfo() BootstrapInfo {
@@ -123,7 +123,7 @@ func (c *Cluster) handleNode(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, info)
+	WriteJSON(w, http.StatusOK, info)
 }
 
 func (c *Cluster) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +134,7 @@ func (c *Cluster) handleStatus(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	WriteJSON(w, http.StatusOK, st)
 }
 
 // join adds or updates a member on the leader, or relays the request to it.
@@ -368,7 +368,7 @@ func (c *Cluster) writeError(w http.ResponseWriter, err error) {
 	if status >= 500 {
 		c.log.Warn().Err(err).Int("status", status).Msg("cluster request failed")
 	}
-	writeJSON(w, status, body)
+	WriteJSON(w, status, body)
 }
 
 func decodeJSON(r *http.Request, v any) error {
@@ -380,7 +380,9 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers with v as indented JSON, never cached: the node API's
+// answers describe the moment they were asked.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

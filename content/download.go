@@ -27,15 +27,10 @@ import (
 // At most one Download per hash is open in a Store (Resume fails with
 // ErrBusy otherwise). A Download is not safe for concurrent use.
 type Download struct {
-	s       *Store
-	h       string
-	path    string
-	f       *os.File
-	sum     hash.Hash
-	n       int64
-	flushed int64
-	err     error // first write error: the partial file is then discarded
-	done    bool
+	s    *Store
+	h    string
+	path string
+	hashingFile
 }
 
 // Resume opens the download of h: it creates dir/partial/<h>, or continues
@@ -55,7 +50,7 @@ func (s *Store) Resume(ctx context.Context, h string) (*Download, error) {
 	s.downloads[h] = true
 	s.mu.Unlock()
 
-	d := &Download{s: s, h: h, path: filepath.Join(s.partial, h), sum: sha256.New()}
+	d := &Download{s: s, h: h, path: filepath.Join(s.partial, h), hashingFile: hashingFile{sum: sha256.New()}}
 	f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		s.endDownload(h)
@@ -107,25 +102,7 @@ func (d *Download) Hash() string { return d.h }
 func (d *Download) Offset() int64 { return d.n }
 
 // Write appends p to the download.
-func (d *Download) Write(p []byte) (int, error) {
-	if d.done {
-		return 0, errWriterDone
-	}
-	if d.err != nil {
-		return 0, d.err
-	}
-	n, err := hashWrite(d.f, d.sum, p)
-	d.n += int64(n)
-	if d.n-d.flushed >= writebackChunk {
-		startWriteback(d.f, d.flushed, d.n-d.flushed)
-		d.flushed = d.n
-	}
-	if err != nil {
-		d.err = fmt.Errorf("content: write partial download: %w", err)
-		return n, d.err
-	}
-	return n, nil
-}
+func (d *Download) Write(p []byte) (int, error) { return d.write(p, "write partial download") }
 
 // Restart empties the download, for a source that cannot continue where
 // it stopped (a peer that ignores the Range request) or a partial file that

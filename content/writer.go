@@ -35,13 +35,41 @@ var errWriterDone = errors.New("content: writer already committed or aborted")
 // bytes as they pass. Commit makes it an object; Abort throws it away.
 // A Writer is not safe for concurrent use.
 type Writer struct {
-	s       *Store
+	s *Store
+	hashingFile
+}
+
+// hashingFile is a file written while its SHA-256 is computed: the shared
+// core of Writer (an upload) and Download (a fetch from a peer).
+type hashingFile struct {
 	f       *os.File
 	sum     hash.Hash
 	n       int64
 	flushed int64 // bytes handed to startWriteback
-	err     error // first write error: a failed write poisons the object
+	err     error // first write error: a failed write poisons the file
 	done    bool
+}
+
+// write appends p, hashing it, and hands full chunks to the kernel's
+// writeback early so the final fsync has less to do.
+func (h *hashingFile) write(p []byte, what string) (int, error) {
+	if h.done {
+		return 0, errWriterDone
+	}
+	if h.err != nil {
+		return 0, h.err
+	}
+	n, err := hashWrite(h.f, h.sum, p)
+	h.n += int64(n)
+	if h.n-h.flushed >= writebackChunk {
+		startWriteback(h.f, h.flushed, h.n-h.flushed)
+		h.flushed = h.n
+	}
+	if err != nil {
+		h.err = fmt.Errorf("content: %s: %w", what, err)
+		return n, h.err
+	}
+	return n, nil
 }
 
 // NewWriter starts a new object in the temp directory.
@@ -50,29 +78,11 @@ func (s *Store) NewWriter() (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("content: create temp file: %w", err)
 	}
-	return &Writer{s: s, f: f, sum: sha256.New()}, nil
+	return &Writer{s: s, hashingFile: hashingFile{f: f, sum: sha256.New()}}, nil
 }
 
 // Write appends p to the object.
-func (w *Writer) Write(p []byte) (int, error) {
-	if w.done {
-		return 0, errWriterDone
-	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	n, err := hashWrite(w.f, w.sum, p)
-	w.n += int64(n)
-	if w.n-w.flushed >= writebackChunk {
-		startWriteback(w.f, w.flushed, w.n-w.flushed)
-		w.flushed = w.n
-	}
-	if err != nil {
-		w.err = fmt.Errorf("content: write temp file: %w", err)
-		return n, w.err
-	}
-	return n, nil
-}
+func (w *Writer) Write(p []byte) (int, error) { return w.write(p, "write temp file") }
 
 // Size returns how many bytes have been written so far.
 func (w *Writer) Size() int64 { return w.n }

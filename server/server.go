@@ -8,7 +8,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +69,11 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
+	// Raft snapshots and log compaction; zero takes replication's
+	// defaults. Small values make a joining node install a snapshot.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
 
 	MaxXMLBytes int64
 	// GCInterval is how often unreferenced content is swept; GCGrace is how
@@ -211,6 +215,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		HeartbeatTimeout:   cfg.HeartbeatTimeout,
 		ElectionTimeout:    cfg.ElectionTimeout,
 		LeaderLeaseTimeout: cfg.LeaderLeaseTimeout,
+		SnapshotThreshold:  cfg.SnapshotThreshold,
+		SnapshotInterval:   cfg.SnapshotInterval,
+		TrailingLogs:       cfg.TrailingLogs,
 	})
 	if errors.Is(err, replication.ErrNoState) {
 		return nil, fmt.Errorf("server: the data directory %s holds no cluster state, and nothing says how to get some: "+
@@ -386,7 +393,7 @@ func (s *Server) gcLoop(ctx context.Context) {
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	cluster.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // handleReadyz answers 200 only when the node can serve: its stores answer,
@@ -396,10 +403,10 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	problems := s.readiness(ctx)
 	if len(problems) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "problems": problems})
+		cluster.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "problems": problems})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+	cluster.WriteJSON(w, http.StatusOK, map[string]any{"ready": true})
 }
 
 func (s *Server) readiness(ctx context.Context) []string {
@@ -443,14 +450,6 @@ func (s *Server) readiness(ctx context.Context) []string {
 	return problems
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
 
 // advertisable turns a bound address into one peers and clients can use:
 // an unspecified host becomes loopback.
