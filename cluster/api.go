@@ -284,6 +284,12 @@ func (c *Cluster) remove(ctx context.Context, id string, forwarded bool) (Remove
 	return RemoveResponse{Leader: c.cfg.ID, Removed: id}, nil
 }
 
+// Remove takes the member id out of Raft and the member table, through the
+// leader (relayed there from a follower): what POST /cluster/remove does.
+func (c *Cluster) Remove(ctx context.Context, id string) (RemoveResponse, error) {
+	return c.remove(ctx, id, false)
+}
+
 // relay sends a join or remove on to the leader. A request that was itself
 // forwarded is never forwarded again.
 func (c *Cluster) relay(ctx context.Context, path string, in, out any, forwarded bool) error {

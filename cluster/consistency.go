@@ -56,6 +56,17 @@ func (c *Cluster) Sync(ctx context.Context) error {
 	return nil
 }
 
+// ReadIndex returns a read index taken after the call: every write the
+// leader had committed when ReadIndex was called is at or below it (compare
+// it with the metastore's applied index). Unlike Sync it does not wait for
+// this node to apply it, so a caller can tell how far behind it is. Bounded
+// by ReadTimeout; concurrent callers share one call, as in Sync.
+func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadTimeout)
+	defer cancel()
+	return c.reads.wait(ctx)
+}
+
 // fetchReadIndex obtains the leader's read index: locally on the leader,
 // with GET /cluster/readindex on a follower. It retries while leadership
 // moves, until ctx ends.

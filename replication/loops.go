@@ -4,14 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/metastore"
 )
 
-// watchLeadership follows raft's leadership notifications. On becoming
-// leader it makes sure the namespace has a root.
+// OnLeadership registers f to be called with true each time this node
+// becomes leader and with false each time it stops leading. f runs on the
+// goroutine that follows raft's notifications and must not block (raft
+// waits for it): hand the news to another goroutine. Calls may lag the
+// actual state, so f should re-read IsLeader rather than trust its
+// argument when that matters. Observers registered after a change miss it.
+func (n *Node) OnLeadership(f func(leader bool)) {
+	n.observersMu.Lock()
+	defer n.observersMu.Unlock()
+	n.observers = append(n.observers, f)
+}
+
+func (n *Node) notifyObservers(leader bool) {
+	n.observersMu.Lock()
+	obs := slices.Clone(n.observers)
+	n.observersMu.Unlock()
+	for _, f := range obs {
+		f(leader)
+	}
+}
+
+// watchLeadership follows raft's leadership notifications and passes them
+// to OnLeadership's observers. On becoming leader it makes sure the
+// namespace has a root.
 func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
 	defer n.wg.Done()
 	for {
@@ -19,6 +42,7 @@ func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
 		case <-ctx.Done():
 			return
 		case leader := <-notify:
+			n.notifyObservers(leader)
 			if !leader {
 				n.log.Info().Msg("lost leadership")
 				continue

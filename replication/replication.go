@@ -121,6 +121,9 @@ type Node struct {
 	walMeta *metadb.BoltMetaDB
 	trans   *raft.NetworkTransport
 
+	observersMu sync.Mutex
+	observers   []func(leader bool) // OnLeadership
+
 	cancel    context.CancelFunc // stops the background loops
 	wg        sync.WaitGroup
 	closeOnce sync.Once

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dfs's tests use when they are missing:
 # redis-server (metadata store tests), litmus (WebDAV conformance), rclone
-# and cadaver (real client sessions). Go modules come through the module
+# and cadaver (real client sessions), redis-cli (the Redis image's health
+# check) and Docker Compose (make docker-test; the Docker engine itself must
+# already run: the test fails without it). Go modules come through the module
 # proxy on first build.
 set -euo pipefail
 
@@ -11,6 +13,10 @@ command -v litmus >/dev/null || need+=(litmus)
 command -v rclone >/dev/null || need+=(rclone)
 command -v cadaver >/dev/null || need+=(cadaver)
 command -v curl >/dev/null || need+=(curl)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+if ! docker compose version >/dev/null 2>&1 && ! docker-compose version >/dev/null 2>&1; then
+	need+=(docker-compose)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0

@@ -74,6 +74,7 @@ type Config struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
+	WALSegmentSize    int // bytes per Raft log segment; only whole segments are ever deleted
 
 	MaxXMLBytes int64
 	// GCInterval is how often unreferenced content is swept; GCGrace is how
@@ -218,6 +219,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		SnapshotThreshold:  cfg.SnapshotThreshold,
 		SnapshotInterval:   cfg.SnapshotInterval,
 		TrailingLogs:       cfg.TrailingLogs,
+		WALSegmentSize:     cfg.WALSegmentSize,
 	})
 	if errors.Is(err, replication.ErrNoState) {
 		return nil, fmt.Errorf("server: the data directory %s holds no cluster state, and nothing says how to get some: "+
@@ -430,6 +432,20 @@ func (s *Server) readiness(ctx context.Context) []string {
 	if serr == nil && st.RaftAppliedIndex < st.CommitIndex {
 		problems = append(problems, fmt.Sprintf("catching up: applied %d of %d (metastore at %d)",
 			st.RaftAppliedIndex, st.CommitIndex, applied))
+	}
+	// A follower's commit index only covers the entries it has received:
+	// a node that joins or comes back far behind gets the log in batches,
+	// and after each batch its applied index equals its commit index. Only
+	// the leader knows what is committed, so a follower compares its
+	// metastore with the leader's read index (the same index space).
+	if err == nil && serr == nil && st.LeaderID != "" && !s.node.IsLeader() {
+		idx, rerr := s.cluster.ReadIndex(ctx)
+		switch {
+		case rerr != nil:
+			problems = append(problems, "cannot learn the leader's read index: "+rerr.Error())
+		case applied < idx:
+			problems = append(problems, fmt.Sprintf("catching up with the leader: metastore at %d of the leader's %d", applied, idx))
+		}
 	}
 	// A new cluster has no root until its first leader has proposed it;
 	// until then every write would fail with 409.

@@ -55,6 +55,7 @@ func clusterCommand() *cli.Command {
 						Usage: "the cluster's shared secret (prefer the environment variable)"}},
 				Action: runClusterRemove,
 			},
+			leaveCommand(addr, timeout),
 		},
 	}
 }

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -39,7 +40,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags:     logFlags(),
-		Commands:  []*cli.Command{serverCommand(), clusterCommand(), devCommand()},
+		Commands:  []*cli.Command{serverCommand(), clusterCommand(), devCommand(), probeCommand()},
 	}
 }
 
@@ -53,7 +54,7 @@ func logFlags() []cli.Flag {
 }
 
 func serverCommand() *cli.Command {
-	return &cli.Command{
+	cmd := &cli.Command{
 		Name:  "server",
 		Usage: "run a dfs node",
 		Description: "Runs one dfs node: WebDAV and the node API on --http-addr, Raft on\n" +
@@ -116,9 +117,21 @@ func serverCommand() *cli.Command {
 				Usage: "how often content no file references any more is swept from disk"},
 			&cli.DurationFlag{Name: "gc-grace", EnvVars: []string{"DFS_GC_GRACE"}, Value: time.Hour,
 				Usage: "minimum age of unreferenced content before a sweep deletes it"},
+			// Raft snapshot tuning, hidden: the defaults suit production;
+			// tests shrink them so a joining node installs a snapshot.
+			&cli.Uint64Flag{Name: "raft-snapshot-threshold", EnvVars: []string{"DFS_RAFT_SNAPSHOT_THRESHOLD"}, Hidden: true,
+				Usage: "log entries between Raft snapshots (default 8192)"},
+			&cli.DurationFlag{Name: "raft-snapshot-interval", EnvVars: []string{"DFS_RAFT_SNAPSHOT_INTERVAL"}, Hidden: true,
+				Usage: "how often Raft checks whether to snapshot (default 2m)"},
+			&cli.Uint64Flag{Name: "raft-trailing-logs", EnvVars: []string{"DFS_RAFT_TRAILING_LOGS"}, Hidden: true,
+				Usage: "log entries kept after a snapshot (default 10240)"},
+			&cli.IntFlag{Name: "raft-wal-segment-size", EnvVars: []string{"DFS_RAFT_WAL_SEGMENT_SIZE"}, Hidden: true,
+				Usage: "bytes per Raft log segment file; compaction deletes whole segments only (default 64 MiB)"},
 		},
 		Action: runServer,
 	}
+	cmd.Flags = append(cmd.Flags, kubeFlags()...)
+	return cmd
 }
 
 func runServer(c *cli.Context) error {
@@ -128,6 +141,9 @@ func runServer(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if err := waitRaftAdvertise(ctx, c.String("raft-advertise"), log); err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, server.Config{
 		ID:        c.String("id"),
 		DataDir:   c.String("data-dir"),
@@ -149,10 +165,21 @@ func runServer(c *cli.Context) error {
 		GCInterval:      c.Duration("gc-interval"),
 		GCGrace:         c.Duration("gc-grace"),
 		Log:             log,
+
+		SnapshotThreshold: c.Uint64("raft-snapshot-threshold"),
+		SnapshotInterval:  c.Duration("raft-snapshot-interval"),
+		TrailingLogs:      c.Uint64("raft-trailing-logs"),
+		WALSegmentSize:    c.Int("raft-wal-segment-size"),
 	})
 	if err != nil {
 		return err
 	}
+	waitKube, err := startKube(ctx, c, srv, log)
+	if err != nil {
+		_ = srv.Close(context.WithoutCancel(ctx))
+		return err
+	}
+	defer waitKube()
 	return srv.Serve(ctx)
 }
 

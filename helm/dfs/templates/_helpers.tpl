@@ -1,0 +1,75 @@
+{{/* Names. */}}
+{{- define "dfs.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "dfs.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "dfs.headless" -}}{{ include "dfs.fullname" . }}-headless{{- end }}
+{{- define "dfs.leader" -}}{{ include "dfs.fullname" . }}-leader{{- end }}
+
+{{- define "dfs.secretName" -}}
+{{- default (printf "%s-cluster-secret" (include "dfs.fullname" .)) .Values.cluster.existingSecret }}
+{{- end }}
+
+{{- define "dfs.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "dfs.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Labels. */}}
+{{- define "dfs.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "dfs.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "dfs.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "dfs.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The label the leader keeps on its own pod: kube.RoleLabel=kube.LeaderValue. */}}
+{{- define "dfs.leaderLabel" -}}
+dfs.io/role: leader
+{{- end }}
+
+{{/* How many pods form a new cluster. */}}
+{{- define "dfs.bootstrapExpect" -}}
+{{- if gt (int .Values.cluster.bootstrapExpect) 0 }}{{ int .Values.cluster.bootstrapExpect }}{{ else }}{{ int .Values.replicas }}{{ end }}
+{{- end }}
+
+{{/* The stable DNS name of pod $i: kube.StatefulSetDNS.Host. */}}
+{{- define "dfs.podHost" -}}
+{{- printf "%s-%d.%s.%s.svc.%s" (include "dfs.fullname" .root) (int .i) (include "dfs.headless" .root) .root.Release.Namespace .root.Values.clusterDomain }}
+{{- end }}
+
+{{/* --peers: the HTTP URLs of pods 0..bootstrapExpect-1 (kube.StatefulSetDNS.PeerURLs). */}}
+{{- define "dfs.peers" -}}
+{{- $root := . }}
+{{- $urls := list }}
+{{- range $i := until (int (include "dfs.bootstrapExpect" .)) }}
+{{- $urls = append $urls (printf "http://%s:%d" (include "dfs.podHost" (dict "root" $root "i" $i)) (int $root.Values.ports.http)) }}
+{{- end }}
+{{- join "," $urls }}
+{{- end }}
+
+{{/* Whether the pods talk to the Kubernetes API at all. */}}
+{{- define "dfs.needsAPI" -}}
+{{- if or .Values.cluster.leaderLabel .Values.cluster.removeScaledDown }}true{{ end }}
+{{- end }}
