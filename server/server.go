@@ -466,7 +466,6 @@ func (s *Server) readiness(ctx context.Context) []string {
 	return problems
 }
 
-
 // advertisable turns a bound address into one peers and clients can use:
 // an unspecified host becomes loopback.
 func advertisable(addr string) string {
