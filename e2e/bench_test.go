@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -373,42 +374,61 @@ func (w *rssWatch) Stop(b *testing.B, ops int) int64 {
 
 // comparison collects one benchmark's per-server results for the dfs
 // sub-benchmarks' time-x-ref and the parent's summary.
+//
+// Every sub-benchmark uses b.Loop, so its function runs once per -count
+// and each call is one sample.
 type comparison struct {
-	nsPerOp map[string]float64
-	peak    map[string]int64
+	nsPerOp map[string][]float64 // one sample per -count
+	peak    map[string]int64     // the highest of the samples
 	order   []string
 }
 
 func newComparison() *comparison {
-	return &comparison{nsPerOp: map[string]float64{}, peak: map[string]int64{}}
+	return &comparison{nsPerOp: map[string][]float64{}, peak: map[string]int64{}}
+}
+
+// median returns the median of the samples for name (0 if none).
+func (c *comparison) median(name string) float64 {
+	v := slices.Clone(c.nsPerOp[name])
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
 // record stores a finished sub-benchmark's time per operation; for dfs it
-// also reports the ratio to the reference measured before it.
+// also reports the ratio to the reference (the median of its samples, all
+// taken just before: -count repeats each sub-benchmark in place).
 func (c *comparison) record(b *testing.B, srv *benchServer, ops int, peak int64) {
 	ns := float64(b.Elapsed().Nanoseconds()) / float64(ops)
 	if _, seen := c.nsPerOp[srv.name]; !seen {
 		c.order = append(c.order, srv.name)
 	}
-	c.nsPerOp[srv.name], c.peak[srv.name] = ns, peak
-	if ref, ok := c.nsPerOp["reference"]; ok && srv.name != "reference" {
+	c.nsPerOp[srv.name] = append(c.nsPerOp[srv.name], ns)
+	c.peak[srv.name] = max(c.peak[srv.name], peak)
+	if ref := c.median("reference"); ref > 0 && srv.name != "reference" {
 		b.ReportMetric(ns/ref, "time-x-ref")
 	}
 }
 
-// summary logs each server's rate (per second of unit) and ratio.
+// summary logs each server's median rate (perOp units per operation) and
+// its ratio to the reference's.
 func (c *comparison) summary(b *testing.B, unit string, perOp float64) {
-	ref := c.nsPerOp["reference"]
+	ref := c.median("reference")
 	var parts []string
 	for _, name := range c.order {
-		ns := c.nsPerOp[name]
+		ns := c.median(name)
 		s := fmt.Sprintf("%s %.1f %s (peak RSS %.0f MiB)", name, perOp/(ns/1e9), unit, float64(c.peak[name])/(1<<20))
 		if ref > 0 && name != "reference" {
 			s += fmt.Sprintf(" = %.2fx reference", ref/ns)
 		}
 		parts = append(parts, s)
 	}
-	b.Logf("summary: %s", strings.Join(parts, "; "))
+	b.Logf("summary (median of %d): %s", len(c.nsPerOp["reference"]), strings.Join(parts, "; "))
 }
 
 // quiesce flushes every dirty page on the machine so one server's
@@ -506,27 +526,47 @@ func BenchmarkSmallPut(b *testing.B) {
 					b.SetBytes(smallSize)
 					quiesce()
 					w := watchRSS(b, srv.pid)
-					b.ResetTimer()
-					var next atomic.Int64
-					var wg sync.WaitGroup
-					errs := make(chan error, clients)
-					for range clients {
-						wg.Go(func() {
-							for next.Add(1) <= int64(b.N) {
-								s := seed.Add(1)
-								url := fmt.Sprintf("%ssmall/f%09d.bin", srv.url, s)
-								if err := put(b.Context(), url, bytes.NewReader(smallBody(s)), smallSize); err != nil {
-									errs <- err
-									return
-								}
-							}
-						})
+					putOne := func(s uint64) error {
+						url := fmt.Sprintf("%ssmall/f%09d.bin", srv.url, s)
+						return put(b.Context(), url, bytes.NewReader(smallBody(s)), smallSize)
 					}
-					wg.Wait()
-					b.StopTimer()
-					close(errs)
-					if err := <-errs; err != nil {
-						b.Fatal(err)
+					if clients == 1 {
+						for b.Loop() {
+							if err := putOne(seed.Add(1)); err != nil {
+								b.Fatal(err)
+							}
+						}
+					} else {
+						// b.Loop hands each upload to one of the clients;
+						// the unbuffered channel keeps exactly that many
+						// in flight.
+						jobs := make(chan uint64)
+						var failed atomic.Pointer[error]
+						var wg sync.WaitGroup
+						for range clients {
+							wg.Go(func() {
+								for s := range jobs {
+									if failed.Load() != nil {
+										continue
+									}
+									if err := putOne(s); err != nil {
+										failed.CompareAndSwap(nil, &err)
+									}
+								}
+							})
+						}
+						for b.Loop() {
+							jobs <- seed.Add(1)
+						}
+						// The uploads still in flight belong to the
+						// measurement: b.Loop stopped the timer.
+						b.StartTimer()
+						close(jobs)
+						wg.Wait()
+						b.StopTimer()
+						if err := failed.Load(); err != nil {
+							b.Fatal(*err)
+						}
 					}
 					peak := w.Stop(b, b.N)
 					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "files/s")

@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -55,12 +55,15 @@ type node struct {
 
 	spec  nodeSpec    // how the process was started; restart reuses it
 	logMu *sync.Mutex // guards log against the process's output copier
+
+	paused bool // SIGSTOPped by the test (pause); only the test goroutine touches it
 }
 
 // nodeSpec is what makes a node the same node across restarts: its data
 // directory, its addresses (Raft state records the Raft address) and its
 // metadata store.
 type nodeSpec struct {
+	ID       string // the node's --id; empty: n1
 	DataDir  string
 	HTTPAddr string
 	RaftAddr string
@@ -109,7 +112,21 @@ func startNode(t testing.TB, st store, extra ...string) *node {
 // test ends, and its log is printed if the test failed.
 func startNodeAt(t testing.TB, spec nodeSpec, bootstrap bool) *node {
 	t.Helper()
-	args := []string{"server", "--id", "n1", "--data-dir", spec.DataDir, "--http-addr", spec.HTTPAddr,
+	n := launchNode(t, spec, bootstrap)
+	n.waitReady(t, 30*time.Second)
+	return n
+}
+
+// launchNode starts a dfs server process as spec says, with --bootstrap if
+// bootstrap is set, without waiting for it to be ready (nodes forming a
+// cluster together only turn ready once enough of them run). It is
+// stopped when the test ends, and its log is printed if the test failed.
+func launchNode(t testing.TB, spec nodeSpec, bootstrap bool) *node {
+	t.Helper()
+	if spec.ID == "" {
+		spec.ID = "n1"
+	}
+	args := []string{"server", "--id", spec.ID, "--data-dir", spec.DataDir, "--http-addr", spec.HTTPAddr,
 		"--raft-addr", spec.RaftAddr}
 	if bootstrap {
 		args = append(args, "--bootstrap")
@@ -134,7 +151,6 @@ func startNodeAt(t testing.TB, spec nodeSpec, bootstrap bool) *node {
 			t.Logf("dfs node log (%s):\n%s", strings.Join(args, " "), n.logText())
 		}
 	})
-	n.waitReady(t, 30*time.Second)
 	return n
 }
 
@@ -182,6 +198,8 @@ func (n *node) stop() {
 		return
 	default:
 	}
+	_ = n.cmd.Process.Signal(syscall.SIGCONT) // a paused process cannot act on SIGINT
+	n.paused = false
 	_ = n.cmd.Process.Signal(os.Interrupt)
 	select {
 	case <-n.exited:
@@ -210,30 +228,6 @@ func (n *node) waitReady(t testing.TB, timeout time.Duration) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("dfs not ready after %s:\n%s", timeout, n.logText())
-}
-
-// do sends one request and returns the response with its body read.
-func do(t testing.TB, method, url string, body io.Reader, hdr map[string]string) (*http.Response, []byte) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
-	}
-	return resp, b
 }
 
 func mustStatus(t testing.TB, resp *http.Response, body []byte, want ...int) {

@@ -17,44 +17,51 @@ var litmusSummary = regexp.MustCompile("summary for `(\\w+)': of (\\d+) tests ru
 // once per metadata store. dfs must pass all 104 tests of the five suites
 // with nothing skipped and no warnings.
 func TestLitmus(t *testing.T) {
+	for _, st := range []store{embedded, redisStore} {
+		t.Run(st.String(), func(t *testing.T) {
+			n := startNode(t, st)
+			runLitmus(t, n.URL, st.String()+" store")
+		})
+	}
+}
+
+// runLitmus runs litmus's five suites against url and fails unless all 104
+// tests ran and passed, with nothing skipped and no warnings.
+func runLitmus(t *testing.T, url, what string) {
+	t.Helper()
 	bin, err := exec.LookPath("litmus")
 	if err != nil {
 		t.Fatalf("litmus not found on PATH (apt-get install litmus): %v", err)
 	}
-	for _, st := range []store{embedded, redisStore} {
-		t.Run(st.String(), func(t *testing.T) {
-			n := startNode(t, st)
-			cmd := exec.Command(bin, "--keep-going", n.URL)
-			cmd.Env = append(os.Environ(), "TESTS=basic copymove props locks http")
-			cmd.Dir = t.TempDir() // litmus writes debug.log in its working directory
-			out, err := cmd.CombinedOutput()
-			text := string(out)
-			total, passed, failed := 0, 0, 0
-			suites := map[string]bool{}
-			for _, m := range litmusSummary.FindAllStringSubmatch(text, -1) {
-				suites[m[1]] = true
-				run, _ := strconv.Atoi(m[2])
-				p, _ := strconv.Atoi(m[3])
-				f, _ := strconv.Atoi(m[4])
-				total, passed, failed = total+run, passed+p, failed+f
-			}
-			t.Logf("litmus (%s store): %d tests run, %d passed, %d failed", st, total, passed, failed)
-			problems := []string{}
-			if len(suites) != 5 {
-				problems = append(problems, "not all five suites ran")
-			}
-			if passed != 104 || failed != 0 || total != 104 {
-				problems = append(problems, "want 104 run and passed")
-			}
-			if strings.Contains(text, "skipped") || strings.Contains(text, "SKIPPED") {
-				problems = append(problems, "tests were skipped")
-			}
-			if strings.Contains(text, "WARNING") || strings.Contains(text, "warning") {
-				problems = append(problems, "warnings were issued")
-			}
-			if len(problems) > 0 || err != nil {
-				t.Fatalf("litmus: %v (exit: %v)\n%s", problems, err, text)
-			}
-		})
+	cmd := exec.Command(bin, "--keep-going", url)
+	cmd.Env = append(os.Environ(), "TESTS=basic copymove props locks http")
+	cmd.Dir = t.TempDir() // litmus writes debug.log in its working directory
+	out, err := cmd.CombinedOutput()
+	text := string(out)
+	total, passed, failed := 0, 0, 0
+	suites := map[string]bool{}
+	for _, m := range litmusSummary.FindAllStringSubmatch(text, -1) {
+		suites[m[1]] = true
+		run, _ := strconv.Atoi(m[2])
+		p, _ := strconv.Atoi(m[3])
+		f, _ := strconv.Atoi(m[4])
+		total, passed, failed = total+run, passed+p, failed+f
+	}
+	t.Logf("litmus (%s): %d tests run, %d passed, %d failed", what, total, passed, failed)
+	problems := []string{}
+	if len(suites) != 5 {
+		problems = append(problems, "not all five suites ran")
+	}
+	if passed != 104 || failed != 0 || total != 104 {
+		problems = append(problems, "want 104 run and passed")
+	}
+	if strings.Contains(text, "skipped") || strings.Contains(text, "SKIPPED") {
+		problems = append(problems, "tests were skipped")
+	}
+	if strings.Contains(text, "WARNING") || strings.Contains(text, "warning") {
+		problems = append(problems, "warnings were issued")
+	}
+	if len(problems) > 0 || err != nil {
+		t.Fatalf("litmus (%s): %v (exit: %v)\n%s", what, problems, err, text)
 	}
 }
