@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 
 	"github.com/dfs-project/dfs/cluster"
@@ -447,6 +448,16 @@ func (s *Server) readiness(ctx context.Context) []string {
 			problems = append(problems, fmt.Sprintf("catching up with the leader: metastore at %d of the leader's %d", applied, idx))
 		}
 	}
+	// Every voter must have registered its URL: without them this node can
+	// neither forward writes to the leader nor push an upload to a
+	// majority, so a write would get 503 right after the node said ready.
+	if err == nil && serr == nil {
+		if missing, merr := s.unregisteredVoters(ctx, st.Servers); merr != nil {
+			problems = append(problems, "members: "+merr.Error())
+		} else if len(missing) > 0 {
+			problems = append(problems, "waiting for voters to register their URLs: "+strings.Join(missing, ", "))
+		}
+	}
 	// A new cluster has no root until its first leader has proposed it;
 	// until then every write would fail with 409.
 	if err == nil {
@@ -464,6 +475,28 @@ func (s *Server) readiness(ctx context.Context) []string {
 		problems = append(problems, fmt.Sprintf("fetching content from peers: %d files, %d bytes to go", files, bytes))
 	}
 	return problems
+}
+
+// unregisteredVoters lists the voters of the Raft configuration that have
+// no URL in the member table yet.
+func (s *Server) unregisteredVoters(ctx context.Context, servers []replication.Server) ([]string, error) {
+	members, err := s.meta.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[string]bool, len(members))
+	for _, m := range members {
+		if m.URL != "" {
+			known[m.ID] = true
+		}
+	}
+	var missing []string
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter.String() && !known[srv.ID] {
+			missing = append(missing, srv.ID)
+		}
+	}
+	return missing, nil
 }
 
 // advertisable turns a bound address into one peers and clients can use:
