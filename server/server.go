@@ -100,12 +100,19 @@ type Server struct {
 	meta    metastore.Store
 	blobs   *content.Store
 	content *replication.Content
-	fsm     *fsm.FSM
-	node    *replication.Node
-	cluster *cluster.Cluster
-	ln      net.Listener
-	httpSrv *http.Server
-	url     string
+
+	// term is cancelled when this node stops leading: uploads in flight on
+	// a deposed leader end at once (503) instead of waiting for followers
+	// that now follow someone else.
+	termMu     sync.Mutex
+	termCtx    context.Context
+	termCancel context.CancelFunc
+	fsm        *fsm.FSM
+	node       *replication.Node
+	cluster    *cluster.Cluster
+	ln         net.Listener
+	httpSrv    *http.Server
+	url        string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -230,6 +237,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: start raft: %w", err)
 	}
+	s.node.OnLeadership(s.onLeadership)
 	ccfg.URL, ccfg.Raft, ccfg.Members, ccfg.Log = s.url, s.node, s.meta, s.log
 	if ccfg.Backlog == nil {
 		ccfg.Backlog = s.content.Backlog
@@ -244,7 +252,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	dav := webdav.New(webdav.Config{
 		Meta:        s.meta,
 		Node:        s.node,
-		Blobs:       blobAdapter{s.content},
+		Blobs:       blobAdapter{c: s.content, term: s.leaderTerm},
 		Log:         s.log,
 		MaxXMLBytes: cfg.MaxXMLBytes,
 		Reserved:    Reserved,
@@ -533,14 +541,53 @@ func redactURL(u string) string {
 // blobAdapter presents content replication as webdav.Blobs: writes on
 // the leader reach a majority of nodes, reads fetch content this node lacks
 // from a peer. Cluster-side failures become webdav.ErrUnavailable (503).
-type blobAdapter struct{ c *replication.Content }
+type blobAdapter struct {
+	c    *replication.Content
+	term func() context.Context // ends when this node's leadership does
+}
+
+var errDeposed = errors.New("this node stopped leading during the upload")
 
 func (a blobAdapter) Write(ctx context.Context, r io.Reader) (string, int64, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(a.term(), func() { cancel(errDeposed) })
+	defer stop()
 	hash, size, err := a.c.Write(ctx, r)
+	if err != nil && errors.Is(context.Cause(ctx), errDeposed) {
+		return "", 0, fmt.Errorf("%w: %w", webdav.ErrUnavailable, errDeposed)
+	}
 	if errors.Is(err, replication.ErrNoQuorum) || errors.Is(err, replication.ErrUnavailable) {
 		return "", 0, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)
 	}
 	return hash, size, err
+}
+
+// leaderTerm returns a context that lives while this node leads (already
+// done on a follower).
+func (s *Server) leaderTerm() context.Context {
+	s.termMu.Lock()
+	defer s.termMu.Unlock()
+	if s.termCtx == nil || s.termCtx.Err() != nil {
+		s.termCtx, s.termCancel = context.WithCancel(context.Background())
+		if !s.node.IsLeader() {
+			s.termCancel()
+		}
+	}
+	return s.termCtx
+}
+
+// onLeadership ends the current term's context when leadership is lost;
+// the next upload on a new term makes a fresh one.
+func (s *Server) onLeadership(leader bool) {
+	if leader {
+		return
+	}
+	s.termMu.Lock()
+	defer s.termMu.Unlock()
+	if s.termCancel != nil {
+		s.termCancel()
+	}
 }
 
 func (a blobAdapter) Unpin(hash string) { a.c.Unpin(hash) }
