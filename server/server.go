@@ -1,9 +1,10 @@
 // Package server assembles one dfs node: the metadata store (Redis or the
 // embedded bbolt store), the content store, the Raft node with its state
 // machine, and the HTTP listener that serves WebDAV beside the node's own
-// API (/healthz, /readyz, and the cluster API of package cluster). It owns
-// the node's lifecycle: opening everything in order, serving, and shutting
-// down cleanly (a leader hands leadership over first).
+// API (/healthz, /readyz, /metrics for Prometheus, and the cluster API of
+// package cluster). It owns the node's lifecycle: opening everything in
+// order, serving, and shutting down cleanly (a leader hands leadership over
+// first).
 package server
 
 import (
@@ -110,6 +111,7 @@ type Server struct {
 	fsm        *fsm.FSM
 	node       *replication.Node
 	cluster    *cluster.Cluster
+	metrics    *metrics
 	ln         net.Listener
 	httpSrv    *http.Server
 	url        string
@@ -249,6 +251,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) && cfg.Advertise == "" && isLoopbackURL(s.url) {
 		s.log.Warn().Str("url", s.url).Msg("no --advertise-url: other nodes reach this one at a loopback URL, which only works when every node runs on this machine")
 	}
+	s.metrics = newMetrics(s)
 	dav := webdav.New(webdav.Config{
 		Meta:        s.meta,
 		Node:        s.node,
@@ -256,10 +259,12 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Log:         s.log,
 		MaxXMLBytes: cfg.MaxXMLBytes,
 		Reserved:    Reserved,
+		Observe:     s.metrics.observe,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", s.metrics.handler(s))
 	s.cluster.Routes(mux)
 	contentAPI := s.content.Handler()
 	mux.Handle("/cluster/content", contentAPI)

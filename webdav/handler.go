@@ -83,6 +83,12 @@ type Config struct {
 	Reserved func(name string) bool
 	// Now is the clock (time.Now if nil); tests pin it.
 	Now func() time.Time
+	// Observe, if set, is called once per request when it ends (also when
+	// a response fails midway) with the request method as the client sent
+	// it, the status sent, the response body bytes written and the time
+	// taken. It is for metrics; it must be safe for concurrent use and
+	// should not block.
+	Observe func(method string, status int, bytes int64, d time.Duration)
 }
 
 // Handler serves WebDAV. It is safe for concurrent use.
@@ -94,6 +100,7 @@ type Handler struct {
 	maxXML   int64
 	reserved func(string) bool
 	now      func() time.Time
+	observe  func(method string, status int, bytes int64, d time.Duration)
 }
 
 // New returns a Handler.
@@ -106,6 +113,7 @@ func New(cfg Config) *Handler {
 		maxXML:   cfg.MaxXMLBytes,
 		reserved: cfg.Reserved,
 		now:      cfg.Now,
+		observe:  cfg.Observe,
 	}
 	if h.maxXML <= 0 {
 		h.maxXML = DefaultMaxXMLBytes
@@ -148,6 +156,11 @@ func fail(status int, format string, args ...any) *statusError {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	sw := &statusWriter{ResponseWriter: w}
+	if h.observe != nil {
+		// Deferred: a response that fails midway ends in a panic
+		// (http.ErrAbortHandler) and still counts.
+		defer func() { h.observe(r.Method, sw.sent(), sw.bytes, h.now().Sub(start)) }()
+	}
 	err := h.serve(sw, r)
 	if err != nil {
 		h.writeError(sw, r, err)
@@ -1033,6 +1046,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
 	return n, err
+}
+
+// sent is the status the client got: 200 when the handler wrote nothing
+// (net/http's default).
+func (w *statusWriter) sent() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

@@ -77,6 +77,8 @@ func serverCommand() *cli.Command {
 			"   GET /healthz          the process is alive\n" +
 			"   GET /readyz           200 when the node can serve (stores open, leader known, caught up)\n" +
 			"   GET /cluster/status   JSON: leader, nodes with id, url, role, applied_index, lag, content_backlog\n" +
+			"   GET /metrics          Prometheus metrics: Raft state, content backlog, WebDAV requests by method\n" +
+			"                         and status (no file names), Go runtime and process\n" +
 			"   /cluster/...          the internal API between nodes, authenticated by --cluster-secret\n\n" +
 			"The Raft port carries the replication log unauthenticated: never expose it\n" +
 			"outside the cluster's private network.",

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
@@ -61,6 +64,7 @@ type rendered struct {
 	ingresses []*networkingv1.Ingress
 	netpols   []*networkingv1.NetworkPolicy
 	routes    []*gatewayv1.HTTPRoute
+	monitors  []*serviceMonitor
 	kinds     []string
 	values    string
 	replicas  int
@@ -127,6 +131,9 @@ func render(t *testing.T, helmBin, values string) *rendered {
 		case "gateway.networking.k8s.io/v1 HTTPRoute":
 			r.routes = append(r.routes, &gatewayv1.HTTPRoute{})
 			target = r.routes[len(r.routes)-1]
+		case "monitoring.coreos.com/v1 ServiceMonitor":
+			r.monitors = append(r.monitors, &serviceMonitor{})
+			target = r.monitors[len(r.monitors)-1]
 		default:
 			t.Fatalf("document %d: %s %s has no check in this test: add one", i, meta.APIVersion, meta.Kind)
 		}
@@ -193,6 +200,7 @@ func TestChart(t *testing.T) {
 				{"network policy", checkNetworkPolicy},
 				{"secret", checkSecret},
 				{"routing", checkRouting},
+				{"service monitor", checkServiceMonitor},
 			}
 			for _, c := range checks {
 				t.Run(c.name, func(t *testing.T) { c.f(t, r) })
@@ -595,7 +603,90 @@ func TestAllFeaturesValuesTurnEverythingOn(t *testing.T) {
 	if len(r.ingresses) != 2 || len(r.routes) != 1 {
 		t.Errorf("%d Ingresses and %d HTTPRoutes, want the client and leader Ingresses and one HTTPRoute", len(r.ingresses), len(r.routes))
 	}
+	if len(r.monitors) != 1 || r.monitors[0].Labels["release"] != "kube-prometheus-stack" {
+		t.Errorf("%d ServiceMonitors, want one carrying serviceMonitor.labels", len(r.monitors))
+	}
 	if r.sts.Spec.PersistentVolumeClaimRetentionPolicy == nil || r.sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenScaled != appsv1.DeletePersistentVolumeClaimRetentionPolicyType {
 		t.Error("the retention policy value is not applied")
+	}
+}
+
+// serviceMonitor mirrors the fields of a Prometheus Operator
+// monitoring.coreos.com/v1 ServiceMonitor that the chart renders, so that
+// strict decoding catches a misplaced or misspelt field without importing
+// the operator's module. Add a field here before rendering it.
+type serviceMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Selector          metav1.LabelSelector `json:"selector"`
+		NamespaceSelector struct {
+			MatchNames []string `json:"matchNames"`
+		} `json:"namespaceSelector"`
+		Endpoints []struct {
+			Port          string `json:"port"`
+			Path          string `json:"path"`
+			Scheme        string `json:"scheme"`
+			Interval      string `json:"interval,omitempty"`
+			ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
+		} `json:"endpoints"`
+	} `json:"spec"`
+}
+
+// promDuration is the Prometheus Operator's Duration pattern.
+var promDuration = regexp.MustCompile(`^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$`)
+
+func checkServiceMonitor(t *testing.T, r *rendered) {
+	if r.values == "" {
+		if len(r.monitors) != 0 {
+			t.Errorf("defaults render %d ServiceMonitors, want none (it needs the operator's CRDs)", len(r.monitors))
+		}
+		return
+	}
+	client := r.services[r.sts.Name]
+	if client == nil {
+		t.Fatal("no client Service")
+	}
+	c := container(t, r.sts.Spec.Template.Spec, "dfs")
+	for _, m := range r.monitors {
+		if m.Namespace != namespace || !slices.Equal(m.Spec.NamespaceSelector.MatchNames, []string{namespace}) {
+			t.Errorf("ServiceMonitor %s in %q watches namespaces %v, want only %s", m.Name, m.Namespace, m.Spec.NamespaceSelector.MatchNames, namespace)
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&m.Spec.Selector)
+		if err != nil || sel.Empty() {
+			t.Fatalf("ServiceMonitor %s: selector %+v: %v", m.Name, m.Spec.Selector, err)
+		}
+		// Exactly the client Service: the headless and leader Services
+		// reach the same pods, and selecting them too would scrape each
+		// pod twice or three times.
+		for name, svc := range r.services {
+			if got, want := sel.Matches(labels.Set(svc.Labels)), name == client.Name; got != want {
+				t.Errorf("ServiceMonitor %s selector %s matches Service %s: %v, want %v", m.Name, sel, name, got, want)
+			}
+		}
+		if len(m.Spec.Endpoints) != 1 {
+			t.Fatalf("ServiceMonitor %s: %d endpoints, want 1", m.Name, len(m.Spec.Endpoints))
+		}
+		ep := m.Spec.Endpoints[0]
+		if ep.Path != "/metrics" || ep.Scheme != "http" {
+			t.Errorf("ServiceMonitor %s scrapes %s://…%s, want http and /metrics", m.Name, ep.Scheme, ep.Path)
+		}
+		found := false
+		for _, p := range client.Spec.Ports {
+			if p.Name == ep.Port {
+				found = true
+				if got := portNumber(t, c, p.TargetPort.StrVal, p.TargetPort.IntVal); got != httpPort(t, c) {
+					t.Errorf("ServiceMonitor port %s reaches container port %d, want the --http-addr port %d", ep.Port, got, httpPort(t, c))
+				}
+			}
+		}
+		if !found {
+			t.Errorf("ServiceMonitor %s scrapes port %q, which the client Service %s does not name", m.Name, ep.Port, client.Name)
+		}
+		for _, d := range []string{ep.Interval, ep.ScrapeTimeout} {
+			if !promDuration.MatchString(d) {
+				t.Errorf("ServiceMonitor %s: %q is not a Prometheus duration", m.Name, d)
+			}
+		}
 	}
 }

@@ -49,6 +49,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 dfs.io/role: leader
 {{- end }}
 
+{{/* Sets the client Service apart from the headless and leader Services,
+which carry the same labels otherwise: the ServiceMonitor selects it. */}}
+{{- define "dfs.clientServiceLabel" -}}
+dfs.io/service: client
+{{- end }}
+
 {{/* How many pods form a new cluster. */}}
 {{- define "dfs.bootstrapExpect" -}}
 {{- if gt (int .Values.cluster.bootstrapExpect) 0 }}{{ int .Values.cluster.bootstrapExpect }}{{ else }}{{ int .Values.replicas }}{{ end }}
