@@ -302,51 +302,32 @@ func writeXMLNSAttr(b *strings.Builder, prefix, uri string) {
 // escapeXMLText escapes character data. Unlike xml.EscapeText it leaves
 // newlines and tabs alone; a carriage return is written as a character
 // reference, since a literal one would be normalised away by the reader.
-func escapeXMLText(b *strings.Builder, s string) {
-	last := 0
-	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '\r':
-			esc = "&#xD;"
-		default:
-			continue
-		}
-		b.WriteString(s[last:i])
-		b.WriteString(esc)
-		last = i + 1
-	}
-	b.WriteString(s[last:])
-}
+func escapeXMLText(b *strings.Builder, s string) { escapeXML(b, s, false) }
 
 // escapeXMLAttr escapes a double-quoted attribute value, writing white
 // space other than a space as character references so that attribute value
 // normalisation gives back the same value.
-func escapeXMLAttr(b *strings.Builder, s string) {
+func escapeXMLAttr(b *strings.Builder, s string) { escapeXML(b, s, true) }
+
+func escapeXML(b *strings.Builder, s string, attr bool) {
 	last := 0
 	for i := 0; i < len(s); i++ {
 		var esc string
-		switch s[i] {
-		case '&':
+		switch c := s[i]; {
+		case c == '&':
 			esc = "&amp;"
-		case '<':
+		case c == '<':
 			esc = "&lt;"
-		case '>':
+		case c == '>':
 			esc = "&gt;"
-		case '"':
-			esc = "&quot;"
-		case '\t':
-			esc = "&#x9;"
-		case '\n':
-			esc = "&#xA;"
-		case '\r':
+		case c == '\r':
 			esc = "&#xD;"
+		case attr && c == '"':
+			esc = "&quot;"
+		case attr && c == '\t':
+			esc = "&#x9;"
+		case attr && c == '\n':
+			esc = "&#xA;"
 		default:
 			continue
 		}
