@@ -9,15 +9,17 @@ package e2e
 //
 // Each benchmark runs the reference sub-benchmark first and then dfs; the
 // dfs sub-benchmark reports "time-x-ref", its time per operation divided by
-// the reference's (2.0: dfs takes twice as long, half the throughput). The
-// parent logs a one-line summary. Every sub-benchmark reports the server's
+// the reference's (the median over -count; 2.0: dfs takes twice as long,
+// half the throughput). The parent logs a one-line summary of medians
+// (visible with -v). Every sub-benchmark reports the server's
 // RSS: "idle-rss-MiB" just before the timed loop and "peak-rss-MiB" during
 // it (VmHWM after resetting it through /proc/<pid>/clear_refs, and VmRSS
 // sampled every 10ms, whichever is higher).
 //
 // Nothing here runs without -bench. The 1 GiB benchmarks upload and keep
 // about 1 GiB per server in $TMPDIR while they run; `make bench-report`
-// (scripts/bench-report.sh) is the invocation docs/benchmarks.md reports.
+// (scripts/bench-report.sh) is the invocation docs/benchmarks.md reports,
+// which also explains why $TMPDIR must be a quiet file system.
 
 import (
 	"bufio"

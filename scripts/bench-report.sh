@@ -6,8 +6,8 @@
 # The 1 GiB benchmarks run a fixed number of iterations (-benchtime 2x: one
 # iteration moves 1 GiB); the small-file and PROPFIND benchmarks run for a
 # time. Needs redis-server on PATH and about 3 GiB free in ${TMPDIR:-/tmp}.
-# BENCH_COUNT repeats every benchmark (default 1). Takes about 3 minutes per
-# count on a 2-core machine. The e2e benchmarks run the same work against
+# BENCH_COUNT repeats every benchmark (default 1; the summary lines give
+# medians). Takes about 3 minutes on a 2-core machine, 5 with BENCH_COUNT=3. The e2e benchmarks run the same work against
 # both servers back to back, so a busy machine skews the ratios too: run it
 # on a quiet one (see docs/benchmarks.md for the file-system caveat).
 set -euo pipefail
