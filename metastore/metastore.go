@@ -158,6 +158,11 @@ type Reader interface {
 	List(ctx context.Context, dir ID) ([]Dirent, error)
 	// Props returns the dead properties of an inode (values are inner XML).
 	Props(ctx context.Context, id ID) (map[PropName]string, error)
+	// PropsOf returns the dead properties of several inodes at once, one
+	// round trip on Redis: listing a collection needs every member's.
+	// Every requested ID is in the result; one without properties maps to
+	// an empty map.
+	PropsOf(ctx context.Context, ids []ID) (map[ID]map[PropName]string, error)
 	// Locks returns every lock, expired ones included, in token order.
 	Locks(ctx context.Context) ([]Lock, error)
 	// Members returns the cluster members in ID order.

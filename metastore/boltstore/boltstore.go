@@ -216,6 +216,31 @@ func (s *Store) Props(ctx context.Context, id metastore.ID) (map[metastore.PropN
 	return out, nil
 }
 
+// PropsOf implements metastore.Reader: one read transaction for all.
+func (s *Store) PropsOf(ctx context.Context, ids []metastore.ID) (map[metastore.ID]map[metastore.PropName]string, error) {
+	out := make(map[metastore.ID]map[metastore.PropName]string, len(ids))
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketProps).Cursor()
+		for _, id := range ids {
+			props := make(map[metastore.PropName]string)
+			prefix := idKey(id)
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				name, err := metastore.ParsePropName(string(k[8:]))
+				if err != nil {
+					return fmt.Errorf("inode %d: %w", id, err)
+				}
+				props[name] = string(v)
+			}
+			out[id] = props
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: props of %d inodes: %w", len(ids), err)
+	}
+	return out, nil
+}
+
 // Locks implements metastore.Reader; bbolt's key order is token order.
 func (s *Store) Locks(ctx context.Context) ([]metastore.Lock, error) {
 	var out []metastore.Lock

@@ -280,6 +280,41 @@ func (s *Store) Props(ctx context.Context, id metastore.ID) (map[metastore.PropN
 	return out, nil
 }
 
+// propsChunk bounds how many HGETALLs one pipeline carries, so a huge
+// directory never builds one unbounded request or reply.
+const propsChunk = 1000
+
+// PropsOf implements metastore.Reader with pipelined HGETALLs: one round
+// trip per propsChunk inodes instead of one per inode.
+func (s *Store) PropsOf(ctx context.Context, ids []metastore.ID) (map[metastore.ID]map[metastore.PropName]string, error) {
+	out := make(map[metastore.ID]map[metastore.PropName]string, len(ids))
+	for start := 0; start < len(ids); start += propsChunk {
+		chunk := ids[start:min(start+propsChunk, len(ids))]
+		cmds := make([]*redis.MapStringStringCmd, len(chunk))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range chunk {
+				cmds[i] = p.HGetAll(ctx, s.propsKey(id))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: props of %d inodes: %w", len(chunk), err)
+		}
+		for i, id := range chunk {
+			props := make(map[metastore.PropName]string, len(cmds[i].Val()))
+			for k, v := range cmds[i].Val() {
+				name, err := metastore.ParsePropName(k)
+				if err != nil {
+					return nil, fmt.Errorf("redisstore: props of %d: %w", id, err)
+				}
+				props[name] = v
+			}
+			out[id] = props
+		}
+	}
+	return out, nil
+}
+
 // Locks implements metastore.Reader.
 func (s *Store) Locks(ctx context.Context) ([]metastore.Lock, error) {
 	m, err := s.rdb.HGetAll(ctx, s.locksKey()).Result()

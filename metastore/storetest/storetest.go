@@ -46,6 +46,7 @@ func Run(t *testing.T, f Factory) {
 		{"ListLargeDir", testListLarge},
 		{"Names", testNames},
 		{"Props", testProps},
+		{"PropsOfMany", testPropsOfMany},
 		{"Locks", testLocks},
 		{"Members", testMembers},
 		{"RefCounts", testRefs},
@@ -161,6 +162,13 @@ func (e *env) wantProps(id metastore.ID, want map[metastore.PropName]string) {
 	}
 	if !maps.Equal(got, want) {
 		e.t.Fatalf("Props(%d) = %q, want %q", id, got, want)
+	}
+	many, err := e.s.PropsOf(e.ctx, []metastore.ID{id})
+	if err != nil {
+		e.t.Fatalf("PropsOf(%d): %v", id, err)
+	}
+	if p, ok := many[id]; !ok || len(many) != 1 || !maps.Equal(p, want) {
+		e.t.Fatalf("PropsOf(%d) = %v, want {%d: %q}", id, many, id, want)
 	}
 }
 
@@ -491,6 +499,50 @@ func testLocks(e *env) {
 
 	e.commit(func(bt *metastore.Batch) { bt.DeleteLock(b2.Token).DeleteLock(c.Token) })
 	e.wantLocks()
+}
+
+// testPropsOfMany reads the properties of more inodes than one Redis
+// pipeline chunk carries, some with properties and some without.
+func testPropsOfMany(e *env) {
+	const n = 2500
+	color := metastore.PropName{Space: "urn:x", Local: "color"}
+	size := metastore.PropName{Space: "urn:y", Local: "size"}
+	want := make(map[metastore.ID]map[metastore.PropName]string, n)
+	ids := make([]metastore.ID, 0, n+1)
+	e.commit(func(b *metastore.Batch) {
+		for i := range n {
+			id := metastore.ID(5000 + i)
+			ids = append(ids, id)
+			props := map[metastore.PropName]string{}
+			if i%3 != 0 {
+				props[color] = fmt.Sprintf("<c>%d</c>", i)
+			}
+			if i%5 == 0 {
+				props[size] = strings.Repeat("s", i%17)
+			}
+			for k, v := range props {
+				b.SetProp(id, k, v)
+			}
+			want[id] = props
+		}
+	})
+	ids = append(ids, 999_999) // never had properties
+	want[999_999] = map[metastore.PropName]string{}
+	got, err := e.s.PropsOf(e.ctx, ids)
+	if err != nil {
+		e.t.Fatalf("PropsOf(%d ids): %v", len(ids), err)
+	}
+	if len(got) != len(want) {
+		e.t.Fatalf("PropsOf returned %d inodes, want %d", len(got), len(want))
+	}
+	for id, w := range want {
+		if g, ok := got[id]; !ok || !maps.Equal(g, w) {
+			e.t.Fatalf("PropsOf[%d] = %q (present %v), want %q", id, g, ok, w)
+		}
+	}
+	if got, err := e.s.PropsOf(e.ctx, nil); err != nil || len(got) != 0 {
+		e.t.Fatalf("PropsOf(nil) = %v, %v; want empty", got, err)
+	}
 }
 
 func testMembers(e *env) {
