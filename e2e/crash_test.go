@@ -677,26 +677,9 @@ func (d *dav) listing() props {
 
 func diffListings(t testing.TB, what string, want, got props) {
 	t.Helper()
-	if reflect.DeepEqual(want, got) {
-		return
+	if lines := listingDiff(want, got); len(lines) > 0 {
+		t.Errorf("%s: PROPFIND / Depth infinity differs from the last acknowledged state:\n  %s", what, strings.Join(lines, "\n  "))
 	}
-	var lines []string
-	for href, w := range want {
-		g, ok := got[href]
-		switch {
-		case !ok:
-			lines = append(lines, "missing "+href)
-		case !reflect.DeepEqual(w, g):
-			lines = append(lines, fmt.Sprintf("differs %s:\n    before %v\n    after  %v", href, w, g))
-		}
-	}
-	for href := range got {
-		if _, ok := want[href]; !ok {
-			lines = append(lines, "extra "+href)
-		}
-	}
-	sort.Strings(lines)
-	t.Errorf("%s: PROPFIND / Depth infinity differs from the last acknowledged state:\n  %s", what, strings.Join(lines, "\n  "))
 }
 
 // TestCrashReplayIdempotent: replaying the log after a crash, twice, with
