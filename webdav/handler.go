@@ -330,6 +330,18 @@ func (h *Handler) resolve(ctx context.Context, fs *requestFS, p string) (metasto
 // content it resolved to was released before it could be opened.
 const maxGetAttempts = 5
 
+// existing resolves p and answers 404 when nothing is there.
+func (h *Handler) existing(ctx context.Context, fs *requestFS, p string) (metastore.Inode, error) {
+	ino, ok, err := h.resolve(ctx, fs, p)
+	if err != nil {
+		return metastore.Inode{}, err
+	}
+	if !ok {
+		return metastore.Inode{}, fail(http.StatusNotFound, "%s does not exist", p)
+	}
+	return ino, nil
+}
+
 func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	// A GET opens the content before x/net answers: once the status line
@@ -606,12 +618,9 @@ func (h *Handler) handleDelete(w http.ResponseWriter, r *http.Request, p string)
 		return fail(http.StatusForbidden, "the root collection cannot be deleted")
 	}
 	fs := h.newFS(nil)
-	ino, ok, err := h.resolve(ctx, fs, p)
+	ino, err := h.existing(ctx, fs, p)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return fail(http.StatusNotFound, "%s does not exist", p)
 	}
 	if d := r.Header.Get("Depth"); d != "" && ino.IsDir() {
 		if depth, err := ParseDepth(d, fsm.DepthInfinity); err != nil || depth != fsm.DepthInfinity {
@@ -664,12 +673,9 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 		return fail(http.StatusForbidden, "source and destination are the same resource")
 	}
 	fs := h.newFS(nil)
-	src, ok, err := h.resolve(ctx, fs, p)
+	src, err := h.existing(ctx, fs, p)
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return fail(http.StatusNotFound, "%s does not exist", p)
 	}
 	if src.IsDir() && fspath.IsAncestor(p, dst) {
 		return fail(http.StatusForbidden, "cannot %s a collection into itself", strings.ToLower(r.Method))
@@ -747,10 +753,8 @@ func (h *Handler) handleProppatch(w http.ResponseWriter, r *http.Request, p stri
 		return err
 	}
 	fs := h.newFS(nil)
-	if _, ok, err := h.resolve(ctx, fs, p); err != nil {
+	if _, err := h.existing(ctx, fs, p); err != nil {
 		return err
-	} else if !ok {
-		return fail(http.StatusNotFound, "%s does not exist", p)
 	}
 	tokens, err := h.checkConditions(ctx, r, fs, p, []fsm.Protect{{Path: p}})
 	if err != nil {
