@@ -228,19 +228,12 @@ func (c *Client) call(ctx context.Context, method, base, path string, in, out an
 		return fmt.Errorf("cluster: %s %s: %w", method, target, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("cluster: %s %s: %w", method, target, readError(resp))
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return fmt.Errorf("cluster: %s %s: read answer: %w", method, target, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		e := &Error{StatusCode: resp.StatusCode}
-		var eb errorBody
-		if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
-			e.Message, e.Leader, e.LeaderURL = eb.Error, eb.Leader, eb.LeaderURL
-		} else {
-			e.Message = strings.TrimSpace(string(raw))
-		}
-		return fmt.Errorf("cluster: %s %s: %w", method, target, e)
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -248,6 +241,19 @@ func (c *Client) call(ctx context.Context, method, base, path string, in, out an
 		}
 	}
 	return nil
+}
+
+// readError turns a non-2xx answer into *Error.
+func readError(resp *http.Response) *Error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := &Error{StatusCode: resp.StatusCode}
+	var eb errorBody
+	if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
+		e.Message, e.Leader, e.LeaderURL = eb.Error, eb.Leader, eb.LeaderURL
+	} else {
+		e.Message = strings.TrimSpace(string(raw))
+	}
+	return e
 }
 
 // statusCode returns the HTTP status of a call's error, 0 if it has none

@@ -3,7 +3,9 @@
 // --peers), registering every node's URL in the replicated member table,
 // removing nodes, forwarding writes from followers to the leader, making
 // reads see every acknowledged write (read index), reporting the cluster's
-// status, and handing leadership over on shutdown.
+// status, verifying that every node holds the same state (Verify, over
+// each node's GET /cluster/digest), and handing leadership over on
+// shutdown.
 //
 // Raft itself (package replication) talks over its own TCP transport; this
 // package is everything nodes say to each other over the HTTP listener
@@ -17,6 +19,8 @@
 //	POST /cluster/remove          {id}: remove a member (any node; forwarded to the leader)
 //	GET  /cluster/readindex       leader only: {"index": N}, every write committed before the call is at or below N
 //	GET  /cluster/bootstrap-info  {id, raft_addr, url, has_state, leader}, for --bootstrap-expect
+//	GET  /cluster/digest          this node's namespace and content digests (?deep=1, ?min-index=N); see Verify
+//	GET  /cluster/digest/entries  NDJSON: the entries the namespace digest hashes (?index=N)
 //	GET  /cluster/node            public: this node's own id, role, applied index, content backlog
 //	GET  /cluster/status          public: the whole cluster as this node sees it
 package cluster
@@ -115,6 +119,9 @@ type Config struct {
 
 	// Backlog reports the content backlog in status; nil reports zero.
 	Backlog BacklogFunc
+	// Digest is the state GET /cluster/digest reads (replica
+	// verification); without it those endpoints are not served.
+	Digest DigestSource
 
 	Log zerolog.Logger
 }

@@ -241,6 +241,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.node.OnLeadership(s.onLeadership)
 	ccfg.URL, ccfg.Raft, ccfg.Members, ccfg.Log = s.url, s.node, s.meta, s.log
+	ccfg.Digest = s.digestSource()
 	if ccfg.Backlog == nil {
 		ccfg.Backlog = s.content.Backlog
 	}
