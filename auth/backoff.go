@@ -124,11 +124,12 @@ func (b *Backoff) Len() int {
 }
 
 // delayFor maps a failure count to a delay: nothing while it is at most
-// Free, then Base, doubling per further failure, capped at Max. Fractions
-// of a failure (decay) round down, so a client that waits gets its free
-// attempts back.
+// Free, then Base, doubling per further failure, capped at Max. The
+// decayed count is rounded, so the few seconds a delayed client waits do
+// not take a failure off, while a client that pauses for a while gets its
+// free attempts back.
 func (b *Backoff) delayFor(score float64) time.Duration {
-	over := int(math.Floor(score+1e-9)) - b.cfg.Free - 1
+	over := int(math.Round(score)) - b.cfg.Free - 1
 	if over < 0 {
 		return 0
 	}
