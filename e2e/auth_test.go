@@ -409,9 +409,14 @@ func TestAuthRclone(t *testing.T) {
 	}
 }
 
-// TestAuthLitmus: litmus passes 104/104 as an authenticated user.
+// TestAuthLitmus: litmus passes 104/104 as an authenticated user, on one
+// node and through a follower of a cluster (every write forwarded to the
+// leader with the user's identity).
 func TestAuthLitmus(t *testing.T) {
 	path := usersFile(t)
 	n := startNode(t, embedded, "--htpasswd", path)
 	runLitmus(t, n.URL, "one node, HTTP Basic", "alice", "alice-pw")
+	c, _ := startAuthCluster(t, path)
+	f := c.followers(t)[0]
+	runLitmus(t, f.URL, "3 nodes, through the follower "+f.spec.ID+", HTTP Basic", "alice", "alice-pw")
 }
