@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
@@ -93,6 +94,14 @@ func New(cfg Config) *Authenticator {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
+	// The realm goes into a quoted string: no quotes, backslashes or
+	// control characters.
+	cfg.Realm = strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, cfg.Realm)
 	if cfg.Realm == "" {
 		cfg.Realm = "dfs"
 	}
@@ -237,7 +246,7 @@ func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (st
 // challenge answers 401 with a Basic challenge. A client that has earned
 // a delay learns it in Retry-After (whole seconds, rounded up).
 func (a *Authenticator) challenge(w http.ResponseWriter, why string, next time.Duration) {
-	w.Header().Set("WWW-Authenticate", `Basic realm="`+strings.ReplaceAll(a.realm, `"`, "'")+`", charset="UTF-8"`)
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+a.realm+`", charset="UTF-8"`)
 	if next > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(next.Seconds()))))
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -281,4 +280,13 @@ func TestGateCacheExpires(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { os.Exit(m.Run()) }
+func TestRealm(t *testing.T) {
+	for in, want := range map[string]string{"": "dfs", "Team files": "Team files", "a\"b\\c\r\nd": "abcd", "\"": "dfs"} {
+		a := New(Config{Users: &Users{}, Realm: in})
+		w := httptest.NewRecorder()
+		a.challenge(w, "x", 0)
+		if got := w.Header().Get("WWW-Authenticate"); got != `Basic realm="`+want+`", charset="UTF-8"` {
+			t.Errorf("realm %q: WWW-Authenticate %q", in, got)
+		}
+	}
+}

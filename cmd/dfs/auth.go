@@ -25,12 +25,14 @@ func authFlags() []cli.Flag {
 				"Without it the WebDAV API is open to anyone who reaches the port"},
 		&cli.StringSliceFlag{Name: "read-only-users", EnvVars: []string{"DFS_READ_ONLY_USERS"},
 			Usage: "users (comma-separated or repeated) who may only read: GET, HEAD, OPTIONS, PROPFIND; any other method gets 403 on every node. Needs --htpasswd"},
+		&cli.StringFlag{Name: "auth-realm", EnvVars: []string{"DFS_AUTH_REALM"}, Value: "dfs",
+			Usage: "the realm of the Basic challenge (401 WWW-Authenticate); clients show it when they ask for a password"},
 	}
 }
 
 // authOptions reads the auth flags.
 func authOptions(c *cli.Context) auth.Options {
-	return auth.Options{HtpasswdFile: c.String("htpasswd"), ReadOnlyUsers: c.StringSlice("read-only-users")}
+	return auth.Options{HtpasswdFile: c.String("htpasswd"), ReadOnlyUsers: c.StringSlice("read-only-users"), Realm: c.String("auth-realm")}
 }
 
 func userCommand() *cli.Command {
