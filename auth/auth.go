@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -68,7 +69,11 @@ type Config struct {
 	// CacheTTL is how long a verified password is remembered (default 2m;
 	// negative: never).
 	CacheTTL time.Duration
-	Log      zerolog.Logger
+	// MaxChecks bounds the bcrypt comparisons running at once (default
+	// half the CPUs, at least 1): a flood of guesses queues instead of
+	// taking every CPU from the node's real work.
+	MaxChecks int
+	Log       zerolog.Logger
 	// Now and Sleep are the clock (time.Now, a timer); tests replace them.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -84,6 +89,7 @@ type Authenticator struct {
 	cache    *verifiedCache
 	log      zerolog.Logger
 	sleep    func(ctx context.Context, d time.Duration) error
+	checks   chan struct{} // one token per bcrypt comparison running
 }
 
 // New returns an Authenticator.
@@ -108,6 +114,9 @@ func New(cfg Config) *Authenticator {
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = 2 * time.Minute
 	}
+	if cfg.MaxChecks <= 0 {
+		cfg.MaxChecks = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	a := &Authenticator{
 		users:    cfg.Users,
 		readOnly: map[string]bool{},
@@ -117,6 +126,7 @@ func New(cfg Config) *Authenticator {
 		cache:    newVerifiedCache(cfg.CacheTTL, 4096, cfg.Now),
 		log:      cfg.Log,
 		sleep:    cfg.Sleep,
+		checks:   make(chan struct{}, cfg.MaxChecks),
 	}
 	for _, u := range cfg.ReadOnly {
 		a.readOnly[u] = true
@@ -210,7 +220,9 @@ func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (st
 		return "", false
 	}
 	hash, gen, known := a.users.Lookup(user)
-	if known && a.cache.ok(user, password, gen) {
+	// The cache is asked for unknown users too, so that the work done
+	// before bcrypt does not depend on whether the user exists.
+	if a.cache.ok(user, password, gen) && known {
 		return user, true
 	}
 	ipKey, uKey := "ip "+ip, "user "+user
@@ -223,10 +235,17 @@ func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (st
 	if !known {
 		hash = a.users.Dummy()
 	}
+	select {
+	case a.checks <- struct{}{}:
+	case <-r.Context().Done():
+		return "", false // the client went away
+	}
 	// bcrypt's comparison takes the same time whether or not the password
 	// matches; an unknown user is checked against the dummy hash at the
 	// usual cost, so timing tells nothing about who exists.
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && known {
+	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	<-a.checks
+	if match && known {
 		a.cache.add(user, password, gen)
 		return user, true
 	}

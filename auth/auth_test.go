@@ -280,6 +280,41 @@ func TestGateCacheExpires(t *testing.T) {
 	}
 }
 
+// TestGateChecksBounded: with every bcrypt slot taken, a request waits
+// for one, and gives up when its client goes away, without an answer
+// and without counting as a failure.
+func TestGateChecksBounded(t *testing.T) {
+	g := newGate(t)
+	for range cap(g.a.checks) {
+		g.a.checks <- struct{}{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
+	r.RemoteAddr = "192.0.2.1:1"
+	r.Header.Set("Authorization", FormatBasic("alice", "alice-pw"))
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		w := httptest.NewRecorder()
+		g.a.Wrap(http.NotFoundHandler()).ServeHTTP(w, r)
+		done <- w
+	}()
+	select {
+	case w := <-done:
+		t.Fatalf("answered %d while no check slot was free", w.Code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	w := <-done
+	if w.Code != http.StatusOK || w.Body.Len() != 0 || g.a.backoff.Len() != 0 {
+		t.Fatalf("a request whose client left: status %d, body %q, %d failures recorded; want nothing written or counted", w.Code, w.Body.String(), g.a.backoff.Len())
+	}
+	// A free slot lets requests through again.
+	<-g.a.checks
+	if w := g.do("GET", "192.0.2.1:1", basic("alice", "alice-pw")); w.Code != http.StatusNoContent {
+		t.Fatalf("with a free slot: %d", w.Code)
+	}
+}
+
 func TestRealm(t *testing.T) {
 	for in, want := range map[string]string{"": "dfs", "Team files": "Team files", "a\"b\\c\r\nd": "abcd", "\"": "dfs"} {
 		a := New(Config{Users: &Users{}, Realm: in})
