@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -419,4 +420,73 @@ func TestAuthLitmus(t *testing.T) {
 	c, _ := startAuthCluster(t, path)
 	f := c.followers(t)[0]
 	runLitmus(t, f.URL, "3 nodes, through the follower "+f.spec.ID+", HTTP Basic", "alice", "alice-pw")
+}
+
+// TestAuthUserAddPrompt: on a terminal (script(1) gives dfs a real pty)
+// `dfs user add` asks twice and refuses two different answers.
+func TestAuthUserAddPrompt(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatalf("script not found on PATH (util-linux): %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "users.htpasswd")
+	tests := []struct {
+		first, second string
+		wantErr       string
+	}{
+		{"typo-pw", "other-pw", "do not match"},
+		{"tty-pw", "tty-pw", ""},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command("script", "-qec", dfsBin+" user add --cost 4 --file "+path+" alice", "/dev/null")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Answer each prompt once it is shown.
+		for i, answer := range []string{tt.first, tt.second} {
+			waitFor(t, 10*time.Second, "password prompt", func() bool { return strings.Count(out.String(), "assword: ") > i })
+			if _, err := stdin.Write([]byte(answer + "\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = cmd.Wait()
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(out.String(), tt.wantErr) {
+				t.Fatalf("different answers: %v, output %q; want a failure saying %q", err, out.String(), tt.wantErr)
+			}
+			if _, serr := os.Stat(path); serr == nil {
+				t.Fatal("the file was written after a mismatch")
+			}
+			continue
+		}
+		if err != nil || !strings.Contains(out.String(), "added user alice") {
+			t.Fatalf("dfs user add on a terminal: %v\n%s", err, out.String())
+		}
+	}
+	if out, err := exec.Command("htpasswd", "-vb", path, "alice", "tty-pw").CombinedOutput(); err != nil {
+		t.Fatalf("htpasswd -v: %v %s", err, out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a process writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
