@@ -162,6 +162,10 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s = &Server{cfg: cfg, log: cfg.Log.With().Str("node", cfg.ID).Logger()}
+	gate, err := s.newAuth()
+	if err != nil {
+		return nil, err
+	}
 	// Every failure below returns a nil *Server: close what was opened
 	// through a copy of the pointer.
 	opened := s
@@ -258,10 +262,6 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		s.log.Warn().Str("url", s.url).Msg("no --advertise-url: other nodes reach this one at a loopback URL, which only works when every node runs on this machine")
 	}
 	s.metrics = newMetrics(s)
-	gate, err := s.newAuth()
-	if err != nil {
-		return nil, err
-	}
 	dav := webdav.New(webdav.Config{
 		Meta:        s.meta,
 		Node:        s.node,
