@@ -344,23 +344,23 @@ func TestAuthClusterForwardedIdentity(t *testing.T) {
 	leader := c.nodes[li]
 	follower := c.followers(t)[0]
 	fi := c.index(follower)
-	// Only the follower knows carol.
-	addUser(t, files[fi], "carol", "carol-pw")
-	viaFollower := newAuthDAV(t, follower, "carol", "carol-pw")
-	waitFor(t, 10*time.Second, "the follower to accept carol", func() bool {
+	// Only the follower knows zoë (a name beyond ASCII, as header and as Basic credentials).
+	addUser(t, files[fi], "zoë", "zoë-pw")
+	viaFollower := newAuthDAV(t, follower, "zoë", "zoë-pw")
+	waitFor(t, 10*time.Second, "the follower to accept zoë", func() bool {
 		resp, _ := viaFollower.do("GET", "/", nil, nil)
 		return resp.StatusCode == http.StatusOK
 	})
 	// The leader does not know her...
-	newAuthDAV(t, leader, "carol", "carol-pw").must("PUT", "/direct.txt", []byte("x"), nil, http.StatusUnauthorized)
+	newAuthDAV(t, leader, "zoë", "zoë-pw").must("PUT", "/direct.txt", []byte("x"), nil, http.StatusUnauthorized)
 	// ...but believes the follower, which forwards her write with her name
 	// and the cluster secret.
-	viaFollower.put("/carol.txt", []byte("written by carol through "+follower.spec.ID))
-	newAuthDAV(t, leader, "alice", "alice-pw").must("GET", "/carol.txt", nil, nil, http.StatusOK)
-	// A client that names carol itself, on either node, is not carol.
+	viaFollower.put("/zoë.txt", []byte("written by zoë through "+follower.spec.ID))
+	newAuthDAV(t, leader, "alice", "alice-pw").must("GET", "/zoë.txt", nil, nil, http.StatusOK)
+	// A client that names zoë itself, on either node, is not zoë.
 	for _, n := range []*node{leader, follower} {
-		newDAV(t, n).must("PUT", "/forged.txt", []byte("x"), map[string]string{"X-Dfs-User": "carol"}, http.StatusUnauthorized)
-		newAuthDAV(t, n, "reader", "reader-pw").must("PUT", "/forged.txt", []byte("x"), map[string]string{"X-Dfs-User": "carol"}, http.StatusForbidden)
+		newDAV(t, n).must("PUT", "/forged.txt", []byte("x"), map[string]string{"X-Dfs-User": "zoë"}, http.StatusUnauthorized)
+		newAuthDAV(t, n, "reader", "reader-pw").must("PUT", "/forged.txt", []byte("x"), map[string]string{"X-Dfs-User": "zoë"}, http.StatusForbidden)
 	}
 	newAuthDAV(t, leader, "alice", "alice-pw").must("PROPFIND", "/forged.txt", nil, map[string]string{"Depth": "0"}, http.StatusNotFound)
 }
