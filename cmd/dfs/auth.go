@@ -20,13 +20,13 @@ import (
 func authFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "htpasswd", EnvVars: []string{"DFS_HTPASSWD"},
-			Usage: "htpasswd file of bcrypt entries (`dfs user add`, or `htpasswd -B`); WebDAV then requires HTTP Basic authentication. " +
+			Usage: "htpasswd `FILE` of bcrypt entries (written by dfs user add, or htpasswd -B); WebDAV then requires HTTP Basic authentication. " +
 				"Re-read within about a second when it changes, no restart; an unreadable or broken file keeps the last good users. " +
 				"Without it the WebDAV API is open to anyone who reaches the port"},
 		&cli.StringSliceFlag{Name: "read-only-users", EnvVars: []string{"DFS_READ_ONLY_USERS"},
-			Usage: "users (comma-separated or repeated) who may only read: GET, HEAD, OPTIONS, PROPFIND; any other method gets 403 on every node. Needs --htpasswd"},
+			Usage: "`USERS` (comma-separated or repeated) who may only read: GET, HEAD, OPTIONS, PROPFIND; any other method gets 403 on every node. Needs --htpasswd"},
 		&cli.StringFlag{Name: "auth-realm", EnvVars: []string{"DFS_AUTH_REALM"}, Value: "dfs",
-			Usage: "the realm of the Basic challenge (401 WWW-Authenticate); clients show it when they ask for a password"},
+			Usage: "the `REALM` of the Basic challenge (401 WWW-Authenticate); clients show it when they ask for a password"},
 	}
 }
 
@@ -37,7 +37,7 @@ func authOptions(c *cli.Context) auth.Options {
 
 func userCommand() *cli.Command {
 	file := &cli.StringFlag{Name: "file", Aliases: []string{"f"}, EnvVars: []string{"DFS_HTPASSWD"},
-		Usage: "the htpasswd file (default: $DFS_HTPASSWD, as dfs server reads it)"}
+		Usage: "the htpasswd `FILE` (default: $DFS_HTPASSWD, as dfs server reads it)"}
 	return &cli.Command{
 		Name:  "user",
 		Usage: "manage the users of an htpasswd file (dfs server --htpasswd)",
