@@ -83,7 +83,7 @@ func TestAuthNode(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != `Basic realm="dfs", charset="UTF-8"` {
 				t.Errorf("anonymous %s: %d, WWW-Authenticate %q; want 401 with a Basic challenge", m, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 			}
-			if m != "HEAD" && !strings.Contains(string(body), "Basic") {
+			if !strings.Contains(string(body), "Basic") {
 				t.Errorf("anonymous %s: body %q does not say why", m, body)
 			}
 		}
