@@ -26,14 +26,15 @@ func TestLitmus(t *testing.T) {
 }
 
 // runLitmus runs litmus's five suites against url and fails unless all 104
-// tests ran and passed, with nothing skipped and no warnings.
-func runLitmus(t *testing.T, url, what string) {
+// tests ran and passed, with nothing skipped and no warnings. creds, if
+// given, are the user and password litmus authenticates with.
+func runLitmus(t *testing.T, url, what string, creds ...string) {
 	t.Helper()
 	bin, err := exec.LookPath("litmus")
 	if err != nil {
 		t.Fatalf("litmus not found on PATH (apt-get install litmus): %v", err)
 	}
-	cmd := exec.Command(bin, "--keep-going", url)
+	cmd := exec.Command(bin, append([]string{"--keep-going", url}, creds...)...)
 	cmd.Env = append(os.Environ(), "TESTS=basic copymove props locks http")
 	cmd.Dir = t.TempDir() // litmus writes debug.log in its working directory
 	out, err := cmd.CombinedOutput()

@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 
+	"github.com/dfs-project/dfs/auth"
 	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/fsm"
@@ -84,6 +85,10 @@ type Config struct {
 	GCInterval time.Duration
 	GCGrace    time.Duration
 
+	// Auth is who may use the WebDAV API (package auth); the zero value
+	// leaves it open.
+	Auth auth.Options
+
 	Log zerolog.Logger
 }
 
@@ -111,6 +116,7 @@ type Server struct {
 	fsm        *fsm.FSM
 	node       *replication.Node
 	cluster    *cluster.Cluster
+	users      *auth.Users // nil: the WebDAV API is open
 	metrics    *metrics
 	ln         net.Listener
 	httpSrv    *http.Server
@@ -156,6 +162,10 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s = &Server{cfg: cfg, log: cfg.Log.With().Str("node", cfg.ID).Logger()}
+	gate, err := s.newAuth()
+	if err != nil {
+		return nil, err
+	}
 	// Every failure below returns a nil *Server: close what was opened
 	// through a copy of the pointer.
 	opened := s
@@ -271,7 +281,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	mux.Handle("/cluster/content", contentAPI)
 	mux.Handle("/cluster/content/", contentAPI)
 	s.httpSrv = &http.Server{
-		Handler:           s.routes(mux, s.cluster.Forward(s.cluster.Consistent(dav))),
+		// Authentication first: a follower forwards only what it has
+		// authenticated, with the user for the leader to believe.
+		Handler:           s.routes(mux, gate.Wrap(s.cluster.Forward(s.cluster.Consistent(dav)))),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          newStdLogger(s.log),
@@ -311,6 +323,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	gcCtx, stopGC := context.WithCancel(ctx)
 	defer stopGC()
 	go s.gcLoop(gcCtx)
+	go s.watchUsers(gcCtx)
 	go s.content.Run(gcCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.httpSrv.Serve(s.ln) }()

@@ -39,6 +39,7 @@ import (
 	"github.com/rs/zerolog"
 	xwebdav "golang.org/x/net/webdav"
 
+	"github.com/dfs-project/dfs/auth"
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/fspath"
 	"github.com/dfs-project/dfs/metastore"
@@ -168,6 +169,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev := h.log.Debug()
 	if sw.status >= 500 {
 		ev = h.log.Warn().Err(err)
+	}
+	if user := auth.User(r.Context()); user != "" {
+		ev = ev.Str("user", user)
 	}
 	ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.status).
 		Int64("bytes", sw.bytes).Dur("took", h.now().Sub(start)).Msg("webdav request")

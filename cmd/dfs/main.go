@@ -40,7 +40,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags:     logFlags(),
-		Commands:  []*cli.Command{serverCommand(), clusterCommand(), devCommand(), probeCommand()},
+		Commands:  []*cli.Command{serverCommand(), clusterCommand(), userCommand(), devCommand(), probeCommand()},
 	}
 }
 
@@ -80,6 +80,11 @@ func serverCommand() *cli.Command {
 			"   GET /metrics          Prometheus metrics: Raft state, content backlog, WebDAV requests by method\n" +
 			"                         and status (no file names), Go runtime and process\n" +
 			"   /cluster/...          the internal API between nodes, authenticated by --cluster-secret\n\n" +
+			"WebDAV requires HTTP Basic authentication with --htpasswd (users: `dfs user add`;\n" +
+			"read-only ones: --read-only-users); without it anyone who reaches the port can read\n" +
+			"and write everything. The node API above does not take Basic credentials: /healthz,\n" +
+			"/readyz, /metrics and /cluster/status stay open (probes, Prometheus; no file names),\n" +
+			"the internal calls need the cluster secret.\n\n" +
 			"The Raft port carries the replication log unauthenticated: never expose it\n" +
 			"outside the cluster's private network.",
 		Flags: []cli.Flag{
@@ -133,6 +138,7 @@ func serverCommand() *cli.Command {
 		Action: runServer,
 	}
 	cmd.Flags = append(cmd.Flags, kubeFlags()...)
+	cmd.Flags = append(cmd.Flags, authFlags()...)
 	return cmd
 }
 
@@ -166,6 +172,7 @@ func runServer(c *cli.Context) error {
 		MaxXMLBytes:     c.Int64("max-xml-bytes"),
 		GCInterval:      c.Duration("gc-interval"),
 		GCGrace:         c.Duration("gc-grace"),
+		Auth:            authOptions(c),
 		Log:             log,
 
 		SnapshotThreshold: c.Uint64("raft-snapshot-threshold"),
