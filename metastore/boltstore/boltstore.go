@@ -19,6 +19,7 @@
 //	locks     token                 → Lock as JSON
 //	refs      content hash          → count (8-byte big-endian; absent at 0)
 //	meta      "applied"             → applied Raft index (8-byte big-endian)
+//	meta      "used"                → usage counter in bytes (8-byte big-endian; absent at 0)
 package boltstore
 
 import (
@@ -47,6 +48,7 @@ var (
 	allBuckets = [][]byte{bucketInodes, bucketDentries, bucketProps, bucketLocks, bucketRefs, bucketMeta, bucketMembers}
 
 	keyApplied = []byte("applied")
+	keyUsed    = []byte("used")
 )
 
 // openTimeout bounds the wait for bbolt's file lock. Without it a second
@@ -324,6 +326,29 @@ func appliedIndex(tx *bolt.Tx) (uint64, error) {
 	return decodeUint64(v)
 }
 
+// UsedBytes implements metastore.Reader.
+func (s *Store) UsedBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		n, err = usedBytes(tx)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("boltstore: used bytes: %w", err)
+	}
+	return n, nil
+}
+
+func usedBytes(tx *bolt.Tx) (int64, error) {
+	v := tx.Bucket(bucketMeta).Get(keyUsed)
+	if v == nil {
+		return 0, nil
+	}
+	n, err := decodeUint64(v)
+	return int64(n), err
+}
+
 // Commit implements metastore.Store: the ops and the new applied index are
 // written in one bbolt transaction, so a failure anywhere leaves the file as
 // it was.
@@ -405,6 +430,18 @@ func apply(tx *bolt.Tx, op *metastore.Op) error {
 			return refs.Delete([]byte(op.Hash))
 		}
 		return refs.Put([]byte(op.Hash), binary.BigEndian.AppendUint64(nil, uint64(n)))
+	case metastore.OpAddUsage:
+		n, err := usedBytes(tx)
+		if err != nil {
+			return err
+		}
+		// Like a reference count, the counter never goes below zero; the
+		// Redis store clamps the same way, so both agree on any batch.
+		n = max(n+op.Delta, 0)
+		if n == 0 {
+			return tx.Bucket(bucketMeta).Delete(keyUsed)
+		}
+		return tx.Bucket(bucketMeta).Put(keyUsed, binary.BigEndian.AppendUint64(nil, uint64(n)))
 	default:
 		return fmt.Errorf("unknown op kind %d", op.Kind)
 	}

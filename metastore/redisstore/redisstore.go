@@ -13,6 +13,7 @@
 //	<p>locks    hash    token → Lock as JSON
 //	<p>refs     hash    content hash → count (field absent at 0)
 //	<p>applied  string  index of the last committed batch
+//	<p>used     string  usage counter in bytes (absent at 0)
 //
 // A listing reads one directory hash and then the children's inode keys,
 // so it costs O(entries in that directory) and two round trips for a
@@ -49,6 +50,16 @@ var addRef = redis.NewScript(`
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 if n <= 0 then
 	redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return n
+`)
+
+// addUsage changes the usage counter and never lets it go below zero, in
+// one step inside the batch's MULTI (the bbolt store clamps the same way).
+var addUsage = redis.NewScript(`
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n <= 0 then
+	redis.call('DEL', KEYS[1])
 end
 return n
 `)
@@ -129,6 +140,7 @@ func (s *Store) locksKey() string   { return s.prefix + "locks" }
 func (s *Store) membersKey() string { return s.prefix + "members" }
 func (s *Store) refsKey() string    { return s.prefix + "refs" }
 func (s *Store) appliedKey() string { return s.prefix + "applied" }
+func (s *Store) usedKey() string    { return s.prefix + "used" }
 
 func parseID(v string) (metastore.ID, error) {
 	n, err := strconv.ParseUint(v, 10, 64)
@@ -380,6 +392,18 @@ func (s *Store) appliedIndex(ctx context.Context) (uint64, error) {
 	return n, err
 }
 
+// UsedBytes implements metastore.Reader.
+func (s *Store) UsedBytes(ctx context.Context) (int64, error) {
+	n, err := s.rdb.Get(ctx, s.usedKey()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: used bytes: %w", err)
+	}
+	return n, nil
+}
+
 // Commit implements metastore.Store: every op and the new applied index go
 // in one MULTI/EXEC, so Redis runs them with no other command in between
 // and a crash of this process cannot leave half a batch.
@@ -460,6 +484,8 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, op *metastore.Op) 
 		// flushed by a Redis restart) would only surface at EXEC, after
 		// the rest of the batch had been applied.
 		addRef.Eval(ctx, p, []string{s.refsKey()}, op.Hash, op.Delta)
+	case metastore.OpAddUsage:
+		addUsage.Eval(ctx, p, []string{s.usedKey()}, op.Delta)
 	default:
 		return fmt.Errorf("unknown op kind %d", op.Kind)
 	}
