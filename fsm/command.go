@@ -111,16 +111,16 @@ func DecodeCommand(b []byte) (*Command, error) {
 type Code int
 
 const (
-	OK                 Code = iota
-	NotFound                // the path (or lock token) does not exist
-	Conflict                // a parent collection is missing, or a file is where a collection must be
-	Exists                  // the target exists and Overwrite/If-None-Match forbids replacing it
-	Locked                  // a lock the client did not present protects a path
-	PreconditionFailed      // If-Match / If-None-Match / Overwrite: F failed
-	Forbidden               // source and destination overlap, or the root is targeted
-	NotAllowed              // the operation is not allowed on this kind of resource (e.g. MKCOL on an existing path)
-	Invalid                 // the command itself is malformed
-	InsufficientStorage     // the entry would raise the usage above its Quota
+	OK                  Code = iota
+	NotFound                 // the path (or lock token) does not exist
+	Conflict                 // a parent collection is missing, or a file is where a collection must be
+	Exists                   // the target exists and Overwrite/If-None-Match forbids replacing it
+	Locked                   // a lock the client did not present protects a path
+	PreconditionFailed       // If-Match / If-None-Match / Overwrite: F failed
+	Forbidden                // source and destination overlap, or the root is targeted
+	NotAllowed               // the operation is not allowed on this kind of resource (e.g. MKCOL on an existing path)
+	Invalid                  // the command itself is malformed
+	InsufficientStorage      // the entry would raise the usage above its Quota
 )
 
 func (c Code) String() string {
