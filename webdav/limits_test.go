@@ -97,7 +97,7 @@ func objects(t *testing.T, dataDir string) []string {
 		if err != nil {
 			return err
 		}
-		if d.Type().IsRegular() && !strings.HasSuffix(p, ".lock") {
+		if d.Type().IsRegular() && filepath.Base(p) != "LOCK" {
 			out = append(out, p)
 		}
 		return nil
