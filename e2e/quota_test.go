@@ -190,7 +190,7 @@ func TestQuotaCluster(t *testing.T) {
 		msg     string
 		early   bool // refused before the body is read
 	}{
-		{"Content-Length over the quota, leader", leader, 6 * mib, false, http.StatusInsufficientStorage, "quota 8388608 bytes, used 3145728 bytes", true},
+		{"Content-Length over the quota, leader", leader, 6 * mib, false, http.StatusInsufficientStorage, "<D:quota-not-exceeded></D:quota-not-exceeded><D:responsedescription>insufficient storage: quota 8388608 bytes, used 3145728 bytes", true},
 		{"Content-Length over the quota, follower", followers[0], 6 * mib, false, http.StatusInsufficientStorage, "quota 8388608 bytes, used 3145728 bytes", false},
 		{"chunked over the quota, leader", leader, 6 * mib, true, http.StatusInsufficientStorage, "quota 8388608 bytes", false},
 		{"chunked over the quota, follower", followers[1], 6 * mib, true, http.StatusInsufficientStorage, "quota 8388608 bytes", false},
@@ -277,7 +277,7 @@ func TestLowWaterCluster(t *testing.T) {
 	before := snapshotContent(t, all)
 	for _, via := range all {
 		status, body, _, sent := upload(t, hc, via, "/big", 1<<30, false)
-		if status != http.StatusInsufficientStorage || !strings.Contains(body, "low-water mark") {
+		if status != http.StatusInsufficientStorage || !strings.Contains(body, "low-water mark") || !strings.Contains(body, "sufficient-disk-space") {
 			t.Fatalf("1 GiB through %s: %d %q, want 507 naming the low-water mark", via.spec.ID, status, body)
 		}
 		if via == leader && sent != 0 {
@@ -305,7 +305,7 @@ func TestLowWaterCluster(t *testing.T) {
 		chunked bool
 	}{{leader, false}, {c.nodes[(li+1)%3], true}} {
 		status, body, _, _ := upload(t, hc, tc.via, "/small", mib, tc.chunked)
-		if status != http.StatusInsufficientStorage || !strings.Contains(body, "low-water mark") {
+		if status != http.StatusInsufficientStorage || !strings.Contains(body, "low-water mark") || !strings.Contains(body, "sufficient-disk-space") {
 			t.Fatalf("1 MiB through %s (chunked %v) with both followers full: %d %q, want 507 naming the low-water mark",
 				tc.via.spec.ID, tc.chunked, status, body)
 		}

@@ -135,6 +135,10 @@ func (s *Space) Available(ctx context.Context) (used, avail int64, ok bool, err 
 // its text says what ran out, for the client.
 type NoSpaceError struct {
 	Msg string
+	// Disk is set when a data volume, not the quota, lacks room: RFC 4331
+	// names the two cases DAV:sufficient-disk-space and
+	// DAV:quota-not-exceeded.
+	Disk bool
 }
 
 func (e *NoSpaceError) Error() string { return ErrNoSpace.Error() + ": " + e.Msg }
@@ -142,8 +146,12 @@ func (e *NoSpaceError) Error() string { return ErrNoSpace.Error() + ": " + e.Msg
 // Unwrap makes errors.Is(err, ErrNoSpace) hold.
 func (e *NoSpaceError) Unwrap() error { return ErrNoSpace }
 
-func noSpace(format string, args ...any) error {
+func noQuota(format string, args ...any) error {
 	return &NoSpaceError{Msg: fmt.Sprintf(format, args...)}
+}
+
+func noDisk(format string, args ...any) error {
+	return &NoSpaceError{Msg: fmt.Sprintf(format, args...), Disk: true}
 }
 
 // checkDisk refuses when writing size more bytes would take the volume
@@ -158,9 +166,9 @@ func (s *Space) checkDisk(size int64) error {
 	}
 	if free-size < low {
 		if size <= 0 {
-			return noSpace("the data volume has %d bytes free, below its low-water mark of %d bytes", free, low)
+			return noDisk("the data volume has %d bytes free, below its low-water mark of %d bytes", free, low)
 		}
-		return noSpace("%d more bytes would leave the data volume %d bytes free, below its low-water mark of %d bytes",
+		return noDisk("%d more bytes would leave the data volume %d bytes free, below its low-water mark of %d bytes",
 			size, free-size, low)
 	}
 	return nil
@@ -222,10 +230,10 @@ func (g *Grant) reserve(ctx context.Context, want, least int64) error {
 	room := s.cfg.QuotaBytes - used - s.reserved
 	if room < least {
 		if g.n > 0 {
-			return noSpace("quota %d bytes, used %d bytes, %d bytes reserved by uploads in progress; the upload outgrew it after %d bytes",
+			return noQuota("quota %d bytes, used %d bytes, %d bytes reserved by uploads in progress; the upload outgrew it after %d bytes",
 				s.cfg.QuotaBytes, used, s.reserved, g.n)
 		}
-		return noSpace("quota %d bytes, used %d bytes, %d bytes reserved by uploads in progress; this upload needs %d more bytes",
+		return noQuota("quota %d bytes, used %d bytes, %d bytes reserved by uploads in progress; this upload needs %d more bytes",
 			s.cfg.QuotaBytes, used, s.reserved, least)
 	}
 	take := min(want, room)

@@ -212,7 +212,7 @@ func (c *Content) pushTo(f *follower) (res pushResult) {
 	}
 	defer drainClose(resp.Body)
 	if resp.StatusCode == http.StatusInsufficientStorage {
-		res.err = fmt.Errorf("push: %w", &quota.NoSpaceError{Msg: fmt.Sprintf("node %s: %s", f.peer.ID, snippet(resp.Body))})
+		res.err = fmt.Errorf("push: %w", &quota.NoSpaceError{Msg: fmt.Sprintf("node %s: %s", f.peer.ID, snippet(resp.Body)), Disk: true})
 		return res
 	}
 	if resp.StatusCode != http.StatusOK {

@@ -261,7 +261,7 @@ func (h *Handler) classify(err error) *statusError {
 		// The client went away; nobody reads this.
 		return &statusError{status: 499, msg: "request cancelled", err: err}
 	case errors.Is(err, syscall.ENOSPC):
-		return &statusError{status: http.StatusInsufficientStorage, msg: "no space left on the node's data volume", err: err}
+		return &statusError{status: http.StatusInsufficientStorage, cond: "sufficient-disk-space", msg: "no space left on the node's data volume", err: err}
 	case errors.Is(err, ErrUnavailable):
 		return &statusError{status: http.StatusServiceUnavailable, msg: "the cluster cannot commit writes right now; retry", err: err}
 	}
@@ -292,7 +292,7 @@ func fsmStatus(fe *fsm.Error) *statusError {
 	case fsm.Invalid:
 		se.status = http.StatusBadRequest
 	case fsm.InsufficientStorage:
-		se.status = http.StatusInsufficientStorage
+		se.status, se.cond = http.StatusInsufficientStorage, "quota-not-exceeded"
 	default:
 		se.status = http.StatusInternalServerError
 	}
@@ -544,7 +544,7 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, p string) er
 			return se
 		}
 		if errors.Is(err, syscall.ENOSPC) {
-			return &statusError{status: http.StatusInsufficientStorage, msg: "no space left on the node's data volume", err: err}
+			return &statusError{status: http.StatusInsufficientStorage, cond: "sufficient-disk-space", msg: "no space left on the node's data volume", err: err}
 		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -87,15 +87,20 @@ func expectedSize(r *http.Request) int64 {
 	return -1
 }
 
-// noSpaceStatus turns a refusal for lack of room into a 507 that says
-// what ran out.
+// noSpaceStatus turns a refusal for lack of room into a 507 whose body is
+// a DAV:error with RFC 4331's precondition (quota-not-exceeded or
+// sufficient-disk-space) and a description of what ran out.
 func noSpaceStatus(err error) (*statusError, bool) {
 	var ns *quota.NoSpaceError
 	if errors.As(err, &ns) {
-		return &statusError{status: http.StatusInsufficientStorage, msg: ns.Error(), err: err}, true
+		cond := "quota-not-exceeded"
+		if ns.Disk {
+			cond = "sufficient-disk-space"
+		}
+		return &statusError{status: http.StatusInsufficientStorage, cond: cond, msg: ns.Error(), err: err}, true
 	}
 	if errors.Is(err, quota.ErrNoSpace) {
-		return &statusError{status: http.StatusInsufficientStorage, msg: err.Error(), err: err}, true
+		return &statusError{status: http.StatusInsufficientStorage, cond: "sufficient-disk-space", msg: err.Error(), err: err}, true
 	}
 	return nil, false
 }

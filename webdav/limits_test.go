@@ -135,8 +135,8 @@ func TestQuotaPut(t *testing.T) {
 			if r.status != tc.want {
 				t.Fatalf("got %s, want %d", r, tc.want)
 			}
-			if !strings.Contains(string(r.body), tc.wantMsg) {
-				t.Errorf("body %q does not say %q", r.body, tc.wantMsg)
+			if !strings.Contains(string(r.body), tc.wantMsg) || !strings.Contains(string(r.body), "<D:quota-not-exceeded>") {
+				t.Errorf("body %q does not say %q in a DAV:quota-not-exceeded error", r.body, tc.wantMsg)
 			}
 			if !tc.wantReads && reads != 0 {
 				t.Errorf("the body was read %d times before the refusal", reads)
@@ -164,7 +164,8 @@ func TestQuotaPut(t *testing.T) {
 	}
 	// COPY counts the copied bytes against the quota too.
 	r := n.do(t, "COPY", "/c", "", hdr{"Destination": n.abs("/c2")})
-	if r.status != http.StatusInsufficientStorage || !strings.Contains(string(r.body), "quota 1000") {
+	if r.status != http.StatusInsufficientStorage || !strings.Contains(string(r.body), "quota 1000") ||
+		!strings.Contains(string(r.body), "<D:quota-not-exceeded>") {
 		t.Fatalf("COPY over the quota: %s, want 507 naming the quota", r)
 	}
 	// Deleting makes room again.
@@ -185,7 +186,8 @@ func TestLowWaterMark(t *testing.T) {
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
 			r, reads := n.upload(t, "/f", 1<<20, chunked, nil)
-			if r.status != http.StatusInsufficientStorage || !strings.Contains(string(r.body), "low-water mark") {
+			if r.status != http.StatusInsufficientStorage || !strings.Contains(string(r.body), "low-water mark") ||
+				!strings.Contains(string(r.body), "<D:sufficient-disk-space>") {
 				t.Fatalf("got %s, want 507 naming the low-water mark", r)
 			}
 			if reads != 0 {
