@@ -173,7 +173,8 @@ type Reader interface {
 	AppliedIndex(ctx context.Context) (uint64, error)
 	// UsedBytes returns the cluster's logical usage: the sum of the sizes
 	// of all files (a COPY counts twice even though content is shared),
-	// as the AddUsage ops of every committed batch left it. 0 if none.
+	// as the AddUsage ops of every committed batch left it. 0 if none. A
+	// store written before the counter existed is counted when opened.
 	UsedBytes(ctx context.Context) (int64, error)
 }
 

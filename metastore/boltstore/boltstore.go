@@ -19,7 +19,7 @@
 //	locks     token                 → Lock as JSON
 //	refs      content hash          → count (8-byte big-endian; absent at 0)
 //	meta      "applied"             → applied Raft index (8-byte big-endian)
-//	meta      "used"                → usage counter in bytes (8-byte big-endian; absent at 0)
+//	meta      "used"                → usage counter in bytes (8-byte big-endian)
 package boltstore
 
 import (
@@ -76,13 +76,39 @@ func Open(path string) (*Store, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return countUsage(tx)
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
+}
+
+// countUsage sets the usage counter of a store written before it existed
+// (no "used" key) to the sum of its files' sizes, so that the counter is
+// exact from the first batch on. Every batch since keeps the key, even at
+// 0, so this runs once.
+func countUsage(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyUsed) != nil {
+		return nil
+	}
+	var sum int64
+	err := tx.Bucket(bucketInodes).ForEach(func(k, v []byte) error {
+		in, err := metastore.DecodeInode(v)
+		if err != nil {
+			return fmt.Errorf("count usage: inode %x: %w", k, err)
+		}
+		if !in.IsDir() {
+			sum += in.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return meta.Put(keyUsed, binary.BigEndian.AppendUint64(nil, uint64(sum)))
 }
 
 // Close closes the bbolt file. Calling it again is harmless.
@@ -438,9 +464,6 @@ func apply(tx *bolt.Tx, op *metastore.Op) error {
 		// Like a reference count, the counter never goes below zero; the
 		// Redis store clamps the same way, so both agree on any batch.
 		n = max(n+op.Delta, 0)
-		if n == 0 {
-			return tx.Bucket(bucketMeta).Delete(keyUsed)
-		}
 		return tx.Bucket(bucketMeta).Put(keyUsed, binary.BigEndian.AppendUint64(nil, uint64(n)))
 	default:
 		return fmt.Errorf("unknown op kind %d", op.Kind)
@@ -479,7 +502,7 @@ func (s *Store) Reset(ctx context.Context) error {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return countUsage(tx) // 0: the store is empty
 	})
 	if err != nil {
 		return fmt.Errorf("boltstore: reset: %w", err)
