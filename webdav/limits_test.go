@@ -404,3 +404,56 @@ func TestQuotaProperties(t *testing.T) {
 		t.Errorf("quota 10000: used %d, available %d; want 2500, 7500", u, a)
 	}
 }
+
+// TestQuotaDecidedByTheLog: an upload admitted early (its size reserved)
+// can still lose the race to a COPY, which reserves nothing: the log entry
+// carries the quota, apply refuses the upload, the client gets 507 and the
+// upload's content is deleted at once.
+func TestQuotaDecidedByTheLog(t *testing.T) {
+	n := limitedNode(t, server.Limits{QuotaBytes: 1000})
+	n.put(t, "/a", strings.Repeat("a", 400))
+	before := objects(t, n.opts.dataDir)
+
+	pr, pw := io.Pipe()
+	done := make(chan response, 1)
+	go func() {
+		req, err := n.newRequest(http.MethodPut, "/b", pr, nil)
+		if err != nil {
+			done <- response{body: []byte(err.Error())}
+			return
+		}
+		req.ContentLength = 500
+		req.Header.Set("Expect", "100-continue") // the body flows once admitted
+		r, err := n.sendErr(req)
+		if err != nil {
+			r = response{body: []byte(err.Error())}
+		}
+		done <- r
+	}()
+	// Admitted: the handler reads the body.
+	if _, err := pw.Write([]byte(strings.Repeat("b", 100))); err != nil {
+		t.Fatal(err)
+	}
+	// 400 used + 500 reserved: a COPY of 400 bytes fits the usage alone
+	// and commits first.
+	n.must(t, http.StatusCreated, "COPY", "/a", "", hdr{"Destination": n.abs("/a2")})
+	if _, err := pw.Write([]byte(strings.Repeat("b", 400))); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	r := <-done
+	if r.status != http.StatusInsufficientStorage || !strings.Contains(string(r.body), "quota 1000 bytes, used 800") ||
+		!strings.Contains(string(r.body), "<D:quota-not-exceeded>") {
+		t.Fatalf("the upload that lost the race: %s, want 507 naming the quota", r)
+	}
+	if n.exists(t, "/b") {
+		t.Fatal("/b exists")
+	}
+	if used, avail := n.quotaProps(t, "/"); used != 800 || avail != 200 {
+		t.Fatalf("used %d, available %d; want 800, 200", used, avail)
+	}
+	// COPY shares content: no new object; the refused upload's is gone.
+	if after := objects(t, n.opts.dataDir); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Fatalf("content left behind:\nbefore %v\nafter  %v", before, after)
+	}
+}
