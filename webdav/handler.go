@@ -15,6 +15,12 @@
 // with RFC 4918's full grammar. The same lock rules are checked again when
 // the log entry applies (package fsm), so the log stays the authority even
 // when two requests race.
+//
+// Limits (limits.go) are checked before a body is read wherever the
+// request says enough: the quota and the data volume's low-water mark
+// (507, through package quota), the upload size (413), the uploads in
+// progress (503) and PROPFIND Depth: infinity (403). The RFC 4331 quota
+// properties are served to PROPFINDs that name them.
 package webdav
 
 import (

@@ -67,7 +67,7 @@ func (h *Handler) uploadSlot() (release func(), err error) {
 		return func() { <-h.uploads }, nil
 	default:
 		return nil, fail(http.StatusServiceUnavailable,
-			"this node is already receiving %d uploads, its limit (--max-concurrent-uploads); retry shortly", cap(h.uploads))
+			"this node is receiving %d uploads at once, its limit (--max-concurrent-uploads); retry shortly", cap(h.uploads))
 	}
 }
 
