@@ -266,9 +266,11 @@ func freeBytes(t *testing.T, dir string) int64 {
 
 func TestLowWaterCluster(t *testing.T) {
 	// A mark a little below the volume's current free space: the leader
-	// refuses what would cross it. Other processes share the volume, so
-	// "a little" is 256 MiB and the refused upload is 1 GiB.
-	mark := freeBytes(t, t.TempDir()) - 256*mib
+	// refuses what would cross it. The three nodes take about 200 MiB as
+	// they start (Raft log segments) and other processes share the
+	// volume, so "a little" is 512 MiB and the refused upload is 1 GiB,
+	// which the volume itself would hold.
+	mark := freeBytes(t, t.TempDir()) - 512*mib
 	c := startCluster(t, 3, embedded, "--min-free-bytes", strconv.FormatInt(mark, 10), "--min-free-percent", "100")
 	li := c.leader(t)
 	leader := c.nodes[li]
@@ -305,10 +307,13 @@ func TestLowWaterCluster(t *testing.T) {
 		chunked bool
 	}{{leader, false}, {c.nodes[(li+1)%3], true}} {
 		status, body, _, _ := upload(t, hc, tc.via, "/small", mib, tc.chunked)
-		if status != http.StatusInsufficientStorage || !strings.Contains(body, "low-water mark") || !strings.Contains(body, "sufficient-disk-space") {
+		// The refusal names the follower that refused.
+		if status != http.StatusInsufficientStorage || !strings.Contains(body, "low-water mark") ||
+			!strings.Contains(body, "sufficient-disk-space") || !strings.Contains(body, "follower node") {
 			t.Fatalf("1 MiB through %s (chunked %v) with both followers full: %d %q, want 507 naming the low-water mark",
 				tc.via.spec.ID, tc.chunked, status, body)
 		}
+		t.Logf("through %s (chunked %v): %d %s", tc.via.spec.ID, tc.chunked, status, body)
 		nothingLeftBehind(t, all, before, "/small")
 	}
 	// Usage is untouched and reported as such.

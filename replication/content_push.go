@@ -212,7 +212,8 @@ func (c *Content) pushTo(f *follower) (res pushResult) {
 	}
 	defer drainClose(resp.Body)
 	if resp.StatusCode == http.StatusInsufficientStorage {
-		res.err = fmt.Errorf("push: %w", &quota.NoSpaceError{Msg: fmt.Sprintf("node %s: %s", f.peer.ID, snippet(resp.Body)), Disk: true})
+		why := strings.TrimPrefix(snippet(resp.Body), quota.ErrNoSpace.Error()+": ")
+		res.err = fmt.Errorf("push: %w", &quota.NoSpaceError{Msg: fmt.Sprintf("follower %s refused the content: %s", f.peer.ID, why), Disk: true})
 		return res
 	}
 	if resp.StatusCode != http.StatusOK {
