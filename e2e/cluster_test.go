@@ -457,6 +457,7 @@ func testEmptyNodeJoins(t *testing.T, snapshot bool) {
 	fs := c.followers(t)
 	d := newDAV(t, fs[0])
 	want := map[string]string{}
+	sizes := map[string]int64{}
 	for _, dir := range []string{"/docs", "/docs/ünï cødé", "/media", "/media/100% #1"} {
 		d.must("MKCOL", dir, nil, nil, http.StatusCreated)
 	}
@@ -470,6 +471,7 @@ func testEmptyNodeJoins(t *testing.T, snapshot bool) {
 		p := fmt.Sprintf("%s/file %02d #%%.bin", dir, i)
 		d.put(p, data)
 		want[p] = sha(data)
+		sizes[p] = int64(len(data))
 	}
 	d.proppatch("/docs/file 00 #%.bin", map[string]string{"T:color": "green"})
 	// Many small entries: the log reaches the new node in several batches.
@@ -478,6 +480,7 @@ func testEmptyNodeJoins(t *testing.T, snapshot bool) {
 	}
 	d.must(http.MethodDelete, "/media/file 02 #%.bin", nil, nil, http.StatusNoContent)
 	delete(want, "/media/file 02 #%.bin")
+	delete(sizes, "/media/file 02 #%.bin")
 	before := c.waitConverged(t)
 	subset(t, "before the join", want, before)
 
@@ -571,6 +574,18 @@ func testEmptyNodeJoins(t *testing.T, snapshot bool) {
 	c.waitMembers(t, 4)
 	after := c.waitConverged(t)
 	subset(t, "after the join", want, after)
+	// The usage counter came with the state (recomputed by the snapshot
+	// restore, or counted again by the replayed log): RFC 4331's
+	// quota-used-bytes is the files' total on the new node too.
+	var total int64
+	for _, n := range sizes {
+		total += n
+	}
+	for _, n := range []*node{leader, n4} {
+		if used, _ := quotaOf(t, n, "/"); used != total {
+			t.Errorf("%s: quota-used-bytes %d, want %d (the sum of the files)", n.spec.ID, used, total)
+		}
+	}
 	got, _ := newDAV(t, n4).propfind("/docs/file 00 #%.bin", "0", `<D:propfind xmlns:D="DAV:" xmlns:T="`+testNS+`"><D:prop><T:color/></D:prop></D:propfind>`)
 	if got["/docs/file 00 #%.bin"][testNS+" color"] != "green" {
 		t.Errorf("dead property on the new node: %v", got)

@@ -17,10 +17,20 @@ var litmusSummary = regexp.MustCompile("summary for `(\\w+)': of (\\d+) tests ru
 // once per metadata store. dfs must pass all 104 tests of the five suites
 // with nothing skipped and no warnings.
 func TestLitmus(t *testing.T) {
-	for _, st := range []store{embedded, redisStore} {
-		t.Run(st.String(), func(t *testing.T) {
-			n := startNode(t, st)
-			runLitmus(t, n.URL, st.String()+" store")
+	for _, tc := range []struct {
+		name  string
+		st    store
+		extra []string
+	}{
+		{"embedded", embedded, nil},
+		{"redis", redisStore, nil},
+		// Quota enforcement on and Depth: infinity refused: litmus must
+		// not notice either.
+		{"embedded with limits", embedded, []string{"--quota-bytes", "1073741824", "--propfind-infinity", "refuse"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startNode(t, tc.st, tc.extra...)
+			runLitmus(t, n.URL, tc.name)
 		})
 	}
 }

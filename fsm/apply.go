@@ -46,6 +46,7 @@ type applier struct {
 	refs      map[string]int64
 	sizes     map[string]int64 // content size of every hash in refs
 	bumped    map[metastore.ID]bool
+	usage     int64 // logical bytes this entry adds (negative: frees)
 
 	locks       []metastore.Lock
 	locksLoaded bool
@@ -76,9 +77,34 @@ func (a *applier) build() (*Result, error) {
 		return nil, err
 	}
 	if res.Code == OK {
+		if r, err := a.checkQuota(); r != nil || err != nil {
+			return r, err
+		}
 		a.flushRefs()
+		if a.usage != 0 {
+			a.b.AddUsage(a.usage)
+		}
 	}
 	return res, nil
+}
+
+// checkQuota refuses an entry that would raise the usage above the quota
+// the leader put in it. An entry that frees space or keeps usage as it is
+// always passes, even over the quota (the quota may have been lowered):
+// deleting and shrinking files is how a full cluster gets room again.
+func (a *applier) checkQuota() (*Result, error) {
+	if a.cmd.Quota <= 0 || a.usage <= 0 {
+		return nil, nil
+	}
+	used, err := a.r.UsedBytes(a.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: read used bytes: %w", err)
+	}
+	if used+a.usage > a.cmd.Quota {
+		return fail(InsufficientStorage, "%s %s: quota %d bytes, used %d, this needs %d more",
+			a.cmd.Op, a.cmd.Path, a.cmd.Quota, used, a.usage), nil
+	}
+	return nil, nil
 }
 
 func (a *applier) dispatch() (*Result, error) {
@@ -145,10 +171,13 @@ func (a *applier) newID() (metastore.ID, error) {
 	return id, nil
 }
 
+// addRef records that delta more (or fewer) files reference hash, whose
+// content is size bytes: the logical usage changes by delta*size.
 func (a *applier) addRef(hash string, delta, size int64) {
 	if hash != "" {
 		a.refs[hash] += delta
 		a.sizes[hash] = size
+		a.usage += delta * size
 	}
 }
 

@@ -55,6 +55,14 @@ type Command struct {
 	Size        int64  `json:"s,omitempty"`
 	ContentType string `json:"ct,omitempty"`
 
+	// Quota is the cluster-wide quota in bytes in force when the leader
+	// proposed the entry (OpPut, OpCopy; 0: none). Apply refuses an entry
+	// that would raise the usage above it (InsufficientStorage): the
+	// quota travels in the entry because a node's own configuration must
+	// never decide an outcome, and because of two uploads that each passed
+	// the handler's early check, the log must admit exactly those that fit.
+	Quota int64 `json:"q,omitempty"`
+
 	// OpCopy / OpMove
 	Depth     int  `json:"dp,omitempty"` // 0 or DepthInfinity (OpCopy)
 	Overwrite bool `json:"ow,omitempty"`
@@ -103,15 +111,16 @@ func DecodeCommand(b []byte) (*Command, error) {
 type Code int
 
 const (
-	OK                 Code = iota
-	NotFound                // the path (or lock token) does not exist
-	Conflict                // a parent collection is missing, or a file is where a collection must be
-	Exists                  // the target exists and Overwrite/If-None-Match forbids replacing it
-	Locked                  // a lock the client did not present protects a path
-	PreconditionFailed      // If-Match / If-None-Match / Overwrite: F failed
-	Forbidden               // source and destination overlap, or the root is targeted
-	NotAllowed              // the operation is not allowed on this kind of resource (e.g. MKCOL on an existing path)
-	Invalid                 // the command itself is malformed
+	OK                  Code = iota
+	NotFound                 // the path (or lock token) does not exist
+	Conflict                 // a parent collection is missing, or a file is where a collection must be
+	Exists                   // the target exists and Overwrite/If-None-Match forbids replacing it
+	Locked                   // a lock the client did not present protects a path
+	PreconditionFailed       // If-Match / If-None-Match / Overwrite: F failed
+	Forbidden                // source and destination overlap, or the root is targeted
+	NotAllowed               // the operation is not allowed on this kind of resource (e.g. MKCOL on an existing path)
+	Invalid                  // the command itself is malformed
+	InsufficientStorage      // the entry would raise the usage above its Quota
 )
 
 func (c Code) String() string {
@@ -134,6 +143,8 @@ func (c Code) String() string {
 		return "not allowed"
 	case Invalid:
 		return "invalid"
+	case InsufficientStorage:
+		return "insufficient storage"
 	}
 	return fmt.Sprintf("code(%d)", int(c))
 }

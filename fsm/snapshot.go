@@ -30,7 +30,9 @@ import (
 // produce the same bytes. Dead properties ride on their inode ("pr", Clark
 // keys, sorted by encoding/json). Reference counts are not stored: they are
 // a function of the inodes and Restore recomputes them, so a snapshot can
-// never carry a count that disagrees with its namespace. The end record
+// never carry a count that disagrees with its namespace. The usage counter
+// (metastore.Reader.UsedBytes) is not stored either, for the same reason:
+// it is the sum of the files' sizes, and Restore adds them up. The end record
 // detects truncation; gzip's CRC detects corruption. It carries no
 // store-specific keys, so a bolt snapshot restores into Redis and back.
 
@@ -155,7 +157,7 @@ func writeState(ctx context.Context, r metastore.Reader, w io.Writer, onFile fun
 }
 
 // Dump writes a canonical, uncompressed description of a store's state:
-// its applied index, every inode (with parent, name and properties) in
+// its applied index and usage counter, every inode (with parent, name and properties) in
 // snapshot order, every lock and cluster member, and the reference count of every hash a file
 // uses. Equal states give equal bytes, whatever the store; tests compare
 // nodes with it, and it is a debugging aid.
@@ -164,8 +166,12 @@ func Dump(ctx context.Context, r metastore.Reader, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("fsm: read applied index: %w", err)
 	}
+	used, err := r.UsedBytes(ctx)
+	if err != nil {
+		return fmt.Errorf("fsm: read used bytes: %w", err)
+	}
 	bw := bufio.NewWriter(w)
-	if err := json.NewEncoder(bw).Encode(map[string]uint64{"applied": applied}); err != nil {
+	if err := json.NewEncoder(bw).Encode(map[string]int64{"applied": int64(applied), "used": used}); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
@@ -427,6 +433,9 @@ func restoreInode(b *metastore.Batch, rec *record) error {
 	}
 	if !in.IsDir() && in.Hash != "" {
 		b.AddRef(in.Hash, 1)
+	}
+	if !in.IsDir() && in.Size > 0 {
+		b.AddUsage(in.Size)
 	}
 	return nil
 }

@@ -171,6 +171,11 @@ type Reader interface {
 	RefCount(ctx context.Context, hash string) (int64, error)
 	// AppliedIndex returns the index of the last committed batch (0 if none).
 	AppliedIndex(ctx context.Context) (uint64, error)
+	// UsedBytes returns the cluster's logical usage: the sum of the sizes
+	// of all files (a COPY counts twice even though content is shared),
+	// as the AddUsage ops of every committed batch left it. 0 if none. A
+	// store written before the counter existed is counted when opened.
+	UsedBytes(ctx context.Context) (int64, error)
 }
 
 // Store is a node's metadata store.
@@ -207,6 +212,7 @@ const (
 	OpAddRef                         // Hash, Delta: the count is removed when it reaches 0
 	OpPutMember                      // Member
 	OpDeleteMember                   // Member.ID
+	OpAddUsage                       // Delta: bytes added to (or, negative, removed from) the usage counter
 )
 
 // Op is one primitive change. Which fields matter depends on Kind.
@@ -274,6 +280,11 @@ func (b *Batch) DeleteLock(token string) *Batch {
 func (b *Batch) AddRef(hash string, delta int64) *Batch {
 	return b.add(Op{Kind: OpAddRef, Hash: hash, Delta: delta})
 }
+
+// AddUsage changes the usage counter (UsedBytes) by delta bytes. The
+// counter is stored beside the applied index, so it is exact after a crash
+// and a replay: a batch and its usage change land together or not at all.
+func (b *Batch) AddUsage(delta int64) *Batch { return b.add(Op{Kind: OpAddUsage, Delta: delta}) }
 
 // PutMember creates or replaces a cluster member.
 func (b *Batch) PutMember(mb Member) *Batch { return b.add(Op{Kind: OpPutMember, Member: mb}) }

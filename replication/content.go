@@ -15,6 +15,7 @@ import (
 
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/metastore"
+	"github.com/dfs-project/dfs/quota"
 )
 
 // Content replication
@@ -89,6 +90,11 @@ var (
 	ErrUnavailable = errors.New("replication: content unavailable on this node and its peers")
 )
 
+// ReplicaSpace admits pushed content on a follower.
+type ReplicaSpace interface {
+	AdmitReplica() (*quota.Grant, error)
+}
+
 // Peer is another member of the cluster as content replication needs it.
 type Peer struct {
 	ID  string
@@ -124,6 +130,11 @@ type ContentConfig struct {
 	WriteAck WriteAck
 	// Log receives the replicator's logs.
 	Log zerolog.Logger
+	// Space, if set, keeps pushes from taking this node's data volume
+	// below its low-water mark (*quota.Space): a push that would is
+	// refused with 507, and a leader that cannot get a majority because
+	// of it fails the write with an error wrapping quota.ErrNoSpace.
+	Space ReplicaSpace
 
 	// PushBuffer bounds the bytes of one upload buffered for one follower
 	// (default 8 MiB). The upload is paced by the followers it needs for a
@@ -275,6 +286,25 @@ func NewContent(cfg ContentConfig) (*Content, error) {
 
 // Unpin releases the pin Write took on the content it stored.
 func (c *Content) Unpin(hash string) { _ = c.store.Unpin(hash) }
+
+// Discard releases the pin Write took on content whose entry was refused
+// and deletes it at once unless a file references it or another upload
+// pins it, instead of leaving it to the next sweep. Followers that
+// received it keep their copy pinned for PinTTL; their sweep removes it.
+func (c *Content) Discard(ctx context.Context, hash string) {
+	_ = c.store.Unpin(hash)
+	c.release(ctx, hash)
+}
+
+// release deletes unreferenced, unpinned content now.
+func (c *Content) release(ctx context.Context, hash string) {
+	if c.cfg.Meta == nil {
+		return
+	}
+	if _, err := c.store.Release(ctx, c.cfg.Meta, hash); err != nil {
+		c.log.Warn().Err(err).Str("hash", hash).Msg("cannot release discarded content; the sweep removes it")
+	}
+}
 
 // peers returns the other members with a URL, in the configured order.
 func (c *Content) peers(ctx context.Context) ([]Peer, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/internal/clusterauth"
+	"github.com/dfs-project/dfs/quota"
 )
 
 // Handler serves the content routes every node exposes to its peers, all
@@ -40,11 +41,23 @@ func (c *Content) Handler() http.Handler {
 // expires and the content is collected like any unreferenced object.
 func (c *Content) handlePush(w http.ResponseWriter, r *http.Request) {
 	// net/http resets the connection's deadlines for the next request.
-	body := &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: c.cfg.IdleTimeout}
+	var body io.Reader = &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: c.cfg.IdleTimeout}
+	if c.cfg.Space != nil {
+		// Refused before the body is read when the volume is at its
+		// low-water mark already, stopped while streaming when it gets
+		// there; the partial temp file is discarded either way.
+		g, err := c.cfg.Space.AdmitReplica()
+		if err != nil {
+			c.log.Warn().Err(err).Msg("content push refused")
+			http.Error(w, err.Error(), http.StatusInsufficientStorage)
+			return
+		}
+		body = g.Reader(r.Context(), body)
+	}
 	b, err := c.store.Put(r.Context(), body)
 	if err != nil {
 		status := http.StatusBadRequest // the body broke off: the leader aborted
-		if errors.Is(err, syscall.ENOSPC) {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, quota.ErrNoSpace) {
 			status = http.StatusInsufficientStorage
 		} else if r.Context().Err() == nil && !isBodyReadError(err) {
 			status = http.StatusInternalServerError

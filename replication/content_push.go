@@ -14,6 +14,7 @@ import (
 
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/internal/clusterauth"
+	"github.com/dfs-project/dfs/quota"
 )
 
 // pushPath is where followers receive pushed content.
@@ -131,9 +132,15 @@ func (c *Content) push(ctx context.Context, r io.Reader, peers []Peer, quorum in
 	}
 	matches, failures, err := c.awaitAcks(ctx, results, len(peers), need, b)
 	if err != nil || 1+matches < quorum {
+		// Nothing will reference this content: delete it now rather than
+		// leave it to the sweep.
 		_ = c.store.Unpin(b.Hash)
+		c.release(context.WithoutCancel(ctx), b.Hash)
 		if err == nil {
 			err = fmt.Errorf("%w: %d of %d copies (%s)", ErrNoQuorum, 1+matches, quorum, strings.Join(failures, "; "))
+			if ns := t.noSpaceErr(); ns != nil {
+				err = fmt.Errorf("%w: %w", err, ns)
+			}
 		}
 		return "", 0, err
 	}
@@ -204,6 +211,11 @@ func (c *Content) pushTo(f *follower) (res pushResult) {
 		return res
 	}
 	defer drainClose(resp.Body)
+	if resp.StatusCode == http.StatusInsufficientStorage {
+		why := strings.TrimPrefix(snippet(resp.Body), quota.ErrNoSpace.Error()+": ")
+		res.err = fmt.Errorf("push: %w", &quota.NoSpaceError{Msg: fmt.Sprintf("follower %s refused the content: %s", f.peer.ID, why), Disk: true})
+		return res
+	}
 	if resp.StatusCode != http.StatusOK {
 		res.err = fmt.Errorf("push: %s: %s", resp.Status, snippet(resp.Body))
 		return res
@@ -259,6 +271,14 @@ type tee struct {
 	aborted   bool          // the upload failed: every follower is dropped
 	waiting   bool          // the leader waits in write for progress
 	progress  chan struct{} // closed and replaced on progress while waiting
+	noSpace   error         // the first follower that failed for lack of room
+}
+
+// noSpaceErr returns the first follower failure for lack of room, or nil.
+func (t *tee) noSpaceErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.noSpace
 }
 
 func newTee(c *Content, need int) *tee {
@@ -309,6 +329,9 @@ func (t *tee) dropLocked(f *follower, err error) {
 	}
 	f.live = false
 	f.err = err
+	if t.noSpace == nil && errors.Is(err, quota.ErrNoSpace) {
+		t.noSpace = err
+	}
 	t.alive--
 	for _, ck := range f.queue {
 		t.releaseLocked(ck)
@@ -359,9 +382,16 @@ func (t *tee) write(ctx context.Context, ck *chunk) error {
 	t.mu.Lock()
 	for {
 		if t.alive < t.need {
+			ns := t.noSpace
 			t.mu.Unlock()
 			t.c.putChunk(ck)
-			return fmt.Errorf("%w: %d of %d follower copies still possible", ErrNoQuorum, t.alive, t.need)
+			err := fmt.Errorf("%w: %d of %d follower copies still possible", ErrNoQuorum, t.alive, t.need)
+			if ns != nil {
+				// Followers refused for lack of room: the client gets
+				// 507, not a 503 that invites a retry.
+				err = fmt.Errorf("%w: %w", err, ns)
+			}
+			return err
 		}
 		ready := 0
 		lagging = lagging[:0]

@@ -84,6 +84,8 @@ type Config struct {
 	// old unreferenced content must be before a sweep removes it.
 	GCInterval time.Duration
 	GCGrace    time.Duration
+	// Limits: quota, low-water mark, request limits (server/limits.go).
+	Limits Limits
 
 	// Auth is who may use the WebDAV API (package auth); the zero value
 	// leaves it open.
@@ -206,6 +208,11 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: --write-ack: %w", err)
 	}
+	space, davLimits, err := newLimits(cfg.Limits, cfg.DataDir, s.meta)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.logLimits(space)
 	s.content, err = replication.NewContent(replication.ContentConfig{
 		Store:    s.blobs,
 		Meta:     s.meta,
@@ -215,6 +222,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Quorum:   s.quorum,
 		WriteAck: writeAck,
 		Log:      s.log,
+		Space:    space,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: content replication: %w", err)
@@ -271,6 +279,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		MaxXMLBytes: cfg.MaxXMLBytes,
 		Reserved:    Reserved,
 		Observe:     s.metrics.observe,
+		Limits:      davLimits,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
@@ -610,6 +619,8 @@ func (s *Server) onLeadership(leader bool) {
 }
 
 func (a blobAdapter) Unpin(hash string) { a.c.Unpin(hash) }
+
+func (a blobAdapter) Discard(ctx context.Context, hash string) { a.c.Discard(ctx, hash) }
 
 func (a blobAdapter) Open(ctx context.Context, hash string, size int64) (webdav.Blob, error) {
 	b, err := a.c.Open(ctx, hash, size)

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,9 @@ type requestFS struct {
 	preopened *preopened
 	// patchErr is the error file.Patch met, for handleProppatch to answer.
 	patchErr error
+	// quota says whether a PROPFIND asked for the RFC 4331 properties,
+	// and holds their values once computed.
+	quota quotaState
 }
 
 type preopened struct {
@@ -415,6 +419,16 @@ func (f *file) DeadProps() (map[xml.Name]xwebdav.Property, error) {
 	out[nameLockDiscovery] = xwebdav.Property{
 		XMLName:  nameLockDiscovery,
 		InnerXML: []byte(LockDiscoveryXML(activeLocks(locks, f.name, time.Now()))),
+	}
+	if f.fs.quota.want {
+		used, avail, ok, err := f.fs.quotaValues(f.ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[nameQuotaAvailable] = xwebdav.Property{XMLName: nameQuotaAvailable, InnerXML: []byte(strconv.FormatInt(avail, 10))}
+			out[nameQuotaUsed] = xwebdav.Property{XMLName: nameQuotaUsed, InnerXML: []byte(strconv.FormatInt(used, 10))}
+		}
 	}
 	f.fs.propsName, f.fs.props = f.name, out
 	return out, nil

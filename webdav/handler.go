@@ -15,6 +15,12 @@
 // with RFC 4918's full grammar. The same lock rules are checked again when
 // the log entry applies (package fsm), so the log stays the authority even
 // when two requests race.
+//
+// Limits (limits.go) are checked before a body is read wherever the
+// request says enough: the quota and the data volume's low-water mark
+// (507, through package quota), the upload size (413), the uploads in
+// progress (503) and PROPFIND Depth: infinity (403). The RFC 4331 quota
+// properties are served to PROPFINDs that name them.
 package webdav
 
 import (
@@ -66,6 +72,10 @@ type Blobs interface {
 	Unpin(hash string)
 	// Open opens content by hash; size is the size the metadata expects.
 	Open(ctx context.Context, hash string, size int64) (Blob, error)
+	// Discard releases a pin taken by Write for content whose entry was
+	// refused, and deletes the content unless a file references it or
+	// another upload pins it: a refused upload leaves nothing behind.
+	Discard(ctx context.Context, hash string)
 }
 
 // DefaultMaxXMLBytes bounds PROPFIND, PROPPATCH and LOCK bodies.
@@ -90,6 +100,8 @@ type Config struct {
 	// taken. It is for metrics; it must be safe for concurrent use and
 	// should not block.
 	Observe func(method string, status int, bytes int64, d time.Duration)
+	// Limits bounds uploads and PROPFIND, and brings the quota.
+	Limits Limits
 }
 
 // Handler serves WebDAV. It is safe for concurrent use.
@@ -102,6 +114,8 @@ type Handler struct {
 	reserved func(string) bool
 	now      func() time.Time
 	observe  func(method string, status int, bytes int64, d time.Duration)
+	limits   Limits
+	uploads  chan struct{} // upload slots; nil: no limit
 }
 
 // New returns a Handler.
@@ -115,6 +129,10 @@ func New(cfg Config) *Handler {
 		reserved: cfg.Reserved,
 		now:      cfg.Now,
 		observe:  cfg.Observe,
+		limits:   cfg.Limits,
+	}
+	if n := cfg.Limits.MaxConcurrentUploads; n > 0 {
+		h.uploads = make(chan struct{}, n)
 	}
 	if h.maxXML <= 0 {
 		h.maxXML = DefaultMaxXMLBytes
@@ -253,7 +271,7 @@ func (h *Handler) classify(err error) *statusError {
 		// The client went away; nobody reads this.
 		return &statusError{status: 499, msg: "request cancelled", err: err}
 	case errors.Is(err, syscall.ENOSPC):
-		return &statusError{status: http.StatusInsufficientStorage, msg: "no space left on the node's data volume", err: err}
+		return &statusError{status: http.StatusInsufficientStorage, cond: "sufficient-disk-space", msg: "no space left on the node's data volume", err: err}
 	case errors.Is(err, ErrUnavailable):
 		return &statusError{status: http.StatusServiceUnavailable, msg: "the cluster cannot commit writes right now; retry", err: err}
 	}
@@ -283,6 +301,8 @@ func fsmStatus(fe *fsm.Error) *statusError {
 		se.status = http.StatusMethodNotAllowed
 	case fsm.Invalid:
 		se.status = http.StatusBadRequest
+	case fsm.InsufficientStorage:
+		se.status, se.cond = http.StatusInsufficientStorage, "quota-not-exceeded"
 	default:
 		se.status = http.StatusInternalServerError
 	}
@@ -465,6 +485,15 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, p string) er
 		// reject it rather than store the fragment as the whole resource.
 		return fail(http.StatusBadRequest, "partial PUT with Content-Range is not supported")
 	}
+	size := expectedSize(r)
+	if lim := h.limits.MaxUploadBytes; lim > 0 && size > lim {
+		return fail(http.StatusRequestEntityTooLarge, "the upload of %d bytes exceeds this server's limit of %d bytes (--max-upload-bytes)", size, lim)
+	}
+	release, err := h.uploadSlot()
+	if err != nil {
+		return err
+	}
+	defer release()
 	fs := h.newFS(nil)
 	dir, _ := fspath.Split(p)
 	parent, ok, err := h.resolve(ctx, fs, dir)
@@ -495,14 +524,42 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, p string) er
 		return fail(http.StatusPreconditionFailed, "If-Match / If-None-Match precondition failed for %s", p)
 	}
 
-	hash, size, err := h.blobs.Write(ctx, r.Body)
+	var body io.Reader = r.Body
+	if lim := h.limits.MaxUploadBytes; lim > 0 {
+		body = http.MaxBytesReader(w, r.Body, lim)
+	}
+	var quotaBytes int64
+	if sp := h.limits.Space; sp != nil {
+		var replaced int64
+		if exists {
+			replaced = cur.Size
+		}
+		grant, err := sp.Admit(ctx, size, replaced)
+		if err != nil {
+			if se, ok := noSpaceStatus(err); ok {
+				return se
+			}
+			return fmt.Errorf("admit upload to %s: %w", p, err)
+		}
+		// Released once the entry has applied (or failed): by then its
+		// bytes are in the usage the next admission reads.
+		defer grant.Release()
+		body = grant.Reader(ctx, body)
+		quotaBytes = sp.Quota()
+	}
+
+	hash, size, err := h.blobs.Write(ctx, body)
 	if err != nil {
+		if se, ok := noSpaceStatus(err); ok {
+			return se
+		}
 		if errors.Is(err, syscall.ENOSPC) {
-			return &statusError{status: http.StatusInsufficientStorage, msg: "no space left on the node's data volume", err: err}
+			return &statusError{status: http.StatusInsufficientStorage, cond: "sufficient-disk-space", msg: "no space left on the node's data volume", err: err}
 		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &statusError{status: http.StatusRequestEntityTooLarge, msg: "upload too large", err: err}
+			return &statusError{status: http.StatusRequestEntityTooLarge,
+				msg: fmt.Sprintf("the upload exceeds this server's limit of %d bytes (--max-upload-bytes)", mbe.Limit), err: err}
 		}
 		if errors.Is(err, ErrUnavailable) {
 			return &statusError{status: http.StatusServiceUnavailable, msg: "the upload could not be stored on a majority of nodes; retry", err: err}
@@ -512,7 +569,14 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, p string) er
 		}
 		return fmt.Errorf("store content of %s: %w", p, err)
 	}
-	defer h.blobs.Unpin(hash)
+	refused := false
+	defer func() {
+		if refused {
+			h.blobs.Discard(context.WithoutCancel(ctx), hash)
+		} else {
+			h.blobs.Unpin(hash)
+		}
+	}()
 
 	ct := r.Header.Get("Content-Type")
 	if ct != "" {
@@ -522,9 +586,13 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, p string) er
 	}
 	res, err := h.propose(ctx, &fsm.Command{
 		Op: fsm.OpPut, Path: p, Hash: hash, Size: size, ContentType: ct,
-		Tokens: tokens, IfMatch: ifMatch, IfNoneMatch: ifNoneMatch,
+		Tokens: tokens, IfMatch: ifMatch, IfNoneMatch: ifNoneMatch, Quota: quotaBytes,
 	})
 	if err != nil {
+		// Only an entry that applied and said no is final; one whose
+		// outcome is unknown may still apply and needs its content.
+		var fe *fsm.Error
+		refused = errors.As(err, &fe)
 		return err
 	}
 	w.Header().Set("ETag", fsm.ETag(res.Inode))
@@ -710,9 +778,13 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 	if move {
 		op = fsm.OpMove
 	}
-	res, err := h.propose(ctx, &fsm.Command{
-		Op: op, Path: p, Dest: dst, Depth: depth, Overwrite: overwrite, Tokens: tokens,
-	})
+	cmd := &fsm.Command{Op: op, Path: p, Dest: dst, Depth: depth, Overwrite: overwrite, Tokens: tokens}
+	if sp := h.limits.Space; sp != nil && !move {
+		// A copy adds the logical size of everything it copies: the
+		// entry refuses it (507) when that exceeds the quota.
+		cmd.Quota = sp.Quota()
+	}
+	res, err := h.propose(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -730,7 +802,7 @@ func (h *Handler) readXMLBody(r *http.Request) ([]byte, error) {
 	body, err := CheckXMLBody(r.Body, h.maxXML)
 	if err != nil {
 		if errors.Is(err, ErrBodyTooLarge) {
-			return nil, &statusError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("XML body larger than %d bytes", h.maxXML), err: err}
+			return nil, &statusError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the XML body is larger than this server's limit of %d bytes (--max-xml-bytes)", h.maxXML), err: err}
 		}
 		return nil, &statusError{status: http.StatusBadRequest, msg: "malformed XML body: " + err.Error(), err: err}
 	}
@@ -742,11 +814,17 @@ func (h *Handler) handlePropfind(w http.ResponseWriter, r *http.Request, p strin
 	if err != nil {
 		return err
 	}
-	if _, err := ParseDepth(r.Header.Get("Depth"), fsm.DepthInfinity); err != nil {
+	depth, err := ParseDepth(r.Header.Get("Depth"), fsm.DepthInfinity)
+	if err != nil {
 		return &statusError{status: http.StatusBadRequest, msg: "bad Depth header", err: err}
 	}
+	fs := h.newFS(nil)
+	if err := h.checkPropfindDepth(r.Context(), fs, p, depth); err != nil {
+		return err
+	}
+	fs.quota.want = h.limits.Space != nil && wantsQuota(body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	h.xdav(h.newFS(nil)).ServeHTTP(w, r)
+	h.xdav(fs).ServeHTTP(w, r)
 	return nil
 }
 

@@ -31,6 +31,7 @@ type nodeOptions struct {
 	raftAddr    string // "" picks a free loopback port
 	bootstrap   bool
 	maxXMLBytes int64
+	limits      server.Limits
 }
 
 // testNode is one running dfs node.
@@ -84,6 +85,7 @@ func launchNode(opts nodeOptions) (*testNode, error) {
 		RaftAddr:    opts.raftAddr,
 		Bootstrap:   opts.bootstrap,
 		MaxXMLBytes: opts.maxXMLBytes,
+		Limits:      opts.limits,
 		Log:         log,
 	})
 	if err != nil {

@@ -85,6 +85,10 @@ func serverCommand() *cli.Command {
 			"and write everything. The node API above does not take Basic credentials: /healthz,\n" +
 			"/readyz, /metrics and /cluster/status stay open (probes, Prometheus; no file names),\n" +
 			"the internal calls need the cluster secret.\n\n" +
+			"Quota and limits (docs/limits.md): --quota-bytes caps the logical bytes of all\n" +
+			"files cluster-wide, and each node keeps the smaller of --min-free-bytes and\n" +
+			"--min-free-percent free on its data volume; writes beyond either get 507.\n" +
+			"PROPFIND answers the RFC 4331 quota-used-bytes and quota-available-bytes.\n\n" +
 			"The Raft port carries the replication log unauthenticated: never expose it\n" +
 			"outside the cluster's private network.",
 		Flags: []cli.Flag{
@@ -119,7 +123,7 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "redis-url", EnvVars: []string{"DFS_REDIS_URL"},
 				Usage: "metadata store: redis://host:6379/0 or unix:///path/redis.sock?db=0; empty uses the embedded store"},
 			&cli.Int64Flag{Name: "max-xml-bytes", EnvVars: []string{"DFS_MAX_XML_BYTES"}, Value: 1 << 20,
-				Usage: "largest PROPFIND, PROPPATCH or LOCK body accepted; larger ones get 413"},
+				Usage: "largest PROPFIND, PROPPATCH or LOCK body accepted, in bytes; larger ones get 413 with a body that says so"},
 			&cli.DurationFlag{Name: "gc-interval", EnvVars: []string{"DFS_GC_INTERVAL"}, Value: 10 * time.Minute,
 				Usage: "how often content no file references any more is swept from disk"},
 			&cli.DurationFlag{Name: "gc-grace", EnvVars: []string{"DFS_GC_GRACE"}, Value: time.Hour,
@@ -139,6 +143,7 @@ func serverCommand() *cli.Command {
 	}
 	cmd.Flags = append(cmd.Flags, kubeFlags()...)
 	cmd.Flags = append(cmd.Flags, authFlags()...)
+	cmd.Flags = append(cmd.Flags, limitsFlags()...)
 	return cmd
 }
 
@@ -173,6 +178,7 @@ func runServer(c *cli.Context) error {
 		GCInterval:      c.Duration("gc-interval"),
 		GCGrace:         c.Duration("gc-grace"),
 		Auth:            authOptions(c),
+		Limits:          limitsConfig(c),
 		Log:             log,
 
 		SnapshotThreshold: c.Uint64("raft-snapshot-threshold"),

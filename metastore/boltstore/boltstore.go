@@ -19,6 +19,7 @@
 //	locks     token                 → Lock as JSON
 //	refs      content hash          → count (8-byte big-endian; absent at 0)
 //	meta      "applied"             → applied Raft index (8-byte big-endian)
+//	meta      "used"                → usage counter in bytes (8-byte big-endian)
 package boltstore
 
 import (
@@ -47,6 +48,7 @@ var (
 	allBuckets = [][]byte{bucketInodes, bucketDentries, bucketProps, bucketLocks, bucketRefs, bucketMeta, bucketMembers}
 
 	keyApplied = []byte("applied")
+	keyUsed    = []byte("used")
 )
 
 // openTimeout bounds the wait for bbolt's file lock. Without it a second
@@ -74,13 +76,39 @@ func Open(path string) (*Store, error) {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return countUsage(tx)
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
+}
+
+// countUsage sets the usage counter of a store written before it existed
+// (no "used" key) to the sum of its files' sizes, so that the counter is
+// exact from the first batch on. Every batch since keeps the key, even at
+// 0, so this runs once.
+func countUsage(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyUsed) != nil {
+		return nil
+	}
+	var sum int64
+	err := tx.Bucket(bucketInodes).ForEach(func(k, v []byte) error {
+		in, err := metastore.DecodeInode(v)
+		if err != nil {
+			return fmt.Errorf("count usage: inode %x: %w", k, err)
+		}
+		if !in.IsDir() {
+			sum += in.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return meta.Put(keyUsed, binary.BigEndian.AppendUint64(nil, uint64(sum)))
 }
 
 // Close closes the bbolt file. Calling it again is harmless.
@@ -324,6 +352,29 @@ func appliedIndex(tx *bolt.Tx) (uint64, error) {
 	return decodeUint64(v)
 }
 
+// UsedBytes implements metastore.Reader.
+func (s *Store) UsedBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		n, err = usedBytes(tx)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("boltstore: used bytes: %w", err)
+	}
+	return n, nil
+}
+
+func usedBytes(tx *bolt.Tx) (int64, error) {
+	v := tx.Bucket(bucketMeta).Get(keyUsed)
+	if v == nil {
+		return 0, nil
+	}
+	n, err := decodeUint64(v)
+	return int64(n), err
+}
+
 // Commit implements metastore.Store: the ops and the new applied index are
 // written in one bbolt transaction, so a failure anywhere leaves the file as
 // it was.
@@ -405,6 +456,15 @@ func apply(tx *bolt.Tx, op *metastore.Op) error {
 			return refs.Delete([]byte(op.Hash))
 		}
 		return refs.Put([]byte(op.Hash), binary.BigEndian.AppendUint64(nil, uint64(n)))
+	case metastore.OpAddUsage:
+		n, err := usedBytes(tx)
+		if err != nil {
+			return err
+		}
+		// Like a reference count, the counter never goes below zero; the
+		// Redis store clamps the same way, so both agree on any batch.
+		n = max(n+op.Delta, 0)
+		return tx.Bucket(bucketMeta).Put(keyUsed, binary.BigEndian.AppendUint64(nil, uint64(n)))
 	default:
 		return fmt.Errorf("unknown op kind %d", op.Kind)
 	}
@@ -442,7 +502,7 @@ func (s *Store) Reset(ctx context.Context) error {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		return countUsage(tx) // 0: the store is empty
 	})
 	if err != nil {
 		return fmt.Errorf("boltstore: reset: %w", err)

@@ -95,6 +95,7 @@ func TestLayout(t *testing.T) {
 			{"refs", "h0", be(1)},
 			{"refs", "h1", nil}, // removed at zero
 			{"meta", "applied", be(7)},
+			{"meta", "used", be(0)}, // present even at 0
 		}
 		for _, c := range checks {
 			bk := tx.Bucket([]byte(c.bucket))
@@ -129,4 +130,49 @@ func openBench(b *testing.B) *boltstore.Store {
 	}
 	b.Cleanup(func() { s.Close() })
 	return s
+}
+
+// A store written before the usage counter existed gets it counted when it
+// opens: the sum of its files' sizes, directories aside.
+func TestUsageCountedForOlderStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := boltstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b := &metastore.Batch{Index: 3}
+	b.PutInode(metastore.Inode{ID: 1, Kind: metastore.KindDir})
+	b.PutInode(metastore.Inode{ID: 2, Kind: metastore.KindFile, Size: 1000}).Link(1, "a", 2)
+	b.PutInode(metastore.Inode{ID: 3, Kind: metastore.KindDir}).Link(1, "d", 3)
+	b.PutInode(metastore.Inode{ID: 4, Kind: metastore.KindFile, Size: 234}).Link(3, "b", 4)
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// What an older version left: no counter.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Delete([]byte("used")) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err = boltstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, err := s.UsedBytes(ctx); err != nil || n != 1234 {
+		t.Fatalf("UsedBytes after opening an older store = %d, %v; want 1234", n, err)
+	}
+	// From then on batches keep it.
+	if err := s.Commit(ctx, (&metastore.Batch{Index: 4}).AddUsage(-1234)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.UsedBytes(ctx); err != nil || n != 0 {
+		t.Fatalf("UsedBytes = %d, %v; want 0", n, err)
+	}
 }

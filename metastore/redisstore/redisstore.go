@@ -13,6 +13,7 @@
 //	<p>locks    hash    token → Lock as JSON
 //	<p>refs     hash    content hash → count (field absent at 0)
 //	<p>applied  string  index of the last committed batch
+//	<p>used     string  usage counter in bytes
 //
 // A listing reads one directory hash and then the children's inode keys,
 // so it costs O(entries in that directory) and two round trips for a
@@ -49,6 +50,17 @@ var addRef = redis.NewScript(`
 local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
 if n <= 0 then
 	redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return n
+`)
+
+// addUsage changes the usage counter and never lets it go below zero, in
+// one step inside the batch's MULTI (the bbolt store clamps the same way).
+var addUsage = redis.NewScript(`
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n < 0 then
+	redis.call('SET', KEYS[1], 0)
+	n = 0
 end
 return n
 `)
@@ -100,7 +112,61 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("redisstore: connect to %s %s: %w", ropt.Network, ropt.Addr, err)
 	}
-	return &Store{rdb: rdb, prefix: cfg.prefix}, nil
+	s := &Store{rdb: rdb, prefix: cfg.prefix}
+	if err := s.countUsage(ctx); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
+	return s, nil
+}
+
+// countUsage sets the usage counter of a store written before it existed
+// (no used key) to the sum of its files' sizes, scanning the inodes in
+// SCAN-sized batches, so that the counter is exact from the first batch
+// on. Every batch since keeps the key, even at 0, so this runs once; an
+// empty store costs one SCAN.
+func (s *Store) countUsage(ctx context.Context) error {
+	n, err := s.rdb.Exists(ctx, s.usedKey()).Result()
+	if err != nil || n == 1 {
+		return err
+	}
+	var (
+		sum    int64
+		cursor uint64
+		match  = globEscape(s.prefix) + "i:*"
+	)
+	for {
+		keys, next, err := s.rdb.Scan(ctx, cursor, match, chunk).Result()
+		if err != nil {
+			return fmt.Errorf("count usage: %w", err)
+		}
+		if len(keys) > 0 {
+			vals, err := s.rdb.MGet(ctx, keys...).Result()
+			if err != nil {
+				return fmt.Errorf("count usage: %w", err)
+			}
+			for i, v := range vals {
+				str, ok := v.(string)
+				if !ok {
+					continue // deleted since the SCAN
+				}
+				in, err := metastore.DecodeInode([]byte(str))
+				if err != nil {
+					return fmt.Errorf("count usage: %s: %w", keys[i], err)
+				}
+				if !in.IsDir() {
+					sum += in.Size
+				}
+			}
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	// NX: nothing else writes the store while it opens, but a counter
+	// that appeared meanwhile is the better one.
+	return s.rdb.SetNX(ctx, s.usedKey(), sum, 0).Err()
 }
 
 // Close closes the connection pool. Calling it again is harmless.
@@ -129,6 +195,7 @@ func (s *Store) locksKey() string   { return s.prefix + "locks" }
 func (s *Store) membersKey() string { return s.prefix + "members" }
 func (s *Store) refsKey() string    { return s.prefix + "refs" }
 func (s *Store) appliedKey() string { return s.prefix + "applied" }
+func (s *Store) usedKey() string    { return s.prefix + "used" }
 
 func parseID(v string) (metastore.ID, error) {
 	n, err := strconv.ParseUint(v, 10, 64)
@@ -380,6 +447,18 @@ func (s *Store) appliedIndex(ctx context.Context) (uint64, error) {
 	return n, err
 }
 
+// UsedBytes implements metastore.Reader.
+func (s *Store) UsedBytes(ctx context.Context) (int64, error) {
+	n, err := s.rdb.Get(ctx, s.usedKey()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: used bytes: %w", err)
+	}
+	return n, nil
+}
+
 // Commit implements metastore.Store: every op and the new applied index go
 // in one MULTI/EXEC, so Redis runs them with no other command in between
 // and a crash of this process cannot leave half a batch.
@@ -460,6 +539,8 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, op *metastore.Op) 
 		// flushed by a Redis restart) would only surface at EXEC, after
 		// the rest of the batch had been applied.
 		addRef.Eval(ctx, p, []string{s.refsKey()}, op.Hash, op.Delta)
+	case metastore.OpAddUsage:
+		addUsage.Eval(ctx, p, []string{s.usedKey()}, op.Delta)
 	default:
 		return fmt.Errorf("unknown op kind %d", op.Kind)
 	}
@@ -497,7 +578,9 @@ func (s *Store) reset(ctx context.Context) error {
 			}
 		}
 		if next == 0 {
-			return nil
+			// An empty store's counter is 0, and present: absent would
+			// mean a store from before the counter (see countUsage).
+			return s.rdb.Set(ctx, s.usedKey(), 0, 0).Err()
 		}
 		cursor = next
 	}

@@ -118,6 +118,9 @@ func TestSchema(t *testing.T) {
 	if got, err := c.Get(ctx, "dfs:applied").Result(); err != nil || got != "42" {
 		t.Errorf("dfs:applied = %q, %v; want 42", got, err)
 	}
+	if got, err := c.Get(ctx, "dfs:used").Result(); err != nil || got != "0" {
+		t.Errorf("dfs:used = %q, %v; want 0 (present even at 0)", got, err)
+	}
 
 	// DeleteProps drops the whole hash.
 	commit(t, s, (&metastore.Batch{Index: 43}).DeleteProps(2))
@@ -230,4 +233,33 @@ func openBench(b *testing.B) *redisstore.Store {
 	}
 	b.Cleanup(func() { s.Close() })
 	return s
+}
+
+// A store written before the usage counter existed gets it counted when it
+// opens: the sum of its files' sizes, directories aside.
+func TestUsageCountedForOlderStore(t *testing.T) {
+	url := testredis.Start(t)
+	ctx := t.Context()
+	s := open(t, url, redisstore.WithPrefix("old:"))
+	b := &metastore.Batch{Index: 3}
+	b.PutInode(metastore.Inode{ID: 1, Kind: metastore.KindDir})
+	b.PutInode(metastore.Inode{ID: 2, Kind: metastore.KindFile, Size: 1000}).Link(1, "a", 2)
+	b.PutInode(metastore.Inode{ID: 3, Kind: metastore.KindDir}).Link(1, "d", 3)
+	b.PutInode(metastore.Inode{ID: 4, Kind: metastore.KindFile, Size: 234}).Link(3, "b", 4)
+	commit(t, s, b)
+	// Another store's files on the same server do not count.
+	other := open(t, url, redisstore.WithPrefix("other:"))
+	commit(t, other, (&metastore.Batch{Index: 1}).PutInode(metastore.Inode{ID: 9, Kind: metastore.KindFile, Size: 5}))
+	// What an older version left: no counter.
+	if err := rawClient(t, url).Del(ctx, "old:used").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, url, redisstore.WithPrefix("old:"))
+	if n, err := s.UsedBytes(ctx); err != nil || n != 1234 {
+		t.Fatalf("UsedBytes after opening an older store = %d, %v; want 1234", n, err)
+	}
+	commit(t, s, (&metastore.Batch{Index: 4}).AddUsage(-1234))
+	if n, err := s.UsedBytes(ctx); err != nil || n != 0 {
+		t.Fatalf("UsedBytes = %d, %v; want 0", n, err)
+	}
 }

@@ -50,6 +50,7 @@ func Run(t *testing.T, f Factory) {
 		{"Locks", testLocks},
 		{"Members", testMembers},
 		{"RefCounts", testRefs},
+		{"UsedBytes", testUsed},
 		{"AppliedIndex", testApplied},
 		{"OpsAppliedInOrder", testOrder},
 		{"FailedBatchAppliesNothing", testFailedBatch},
@@ -191,6 +192,17 @@ func (e *env) wantRef(hash string, want int64) {
 	}
 	if got != want {
 		e.t.Fatalf("RefCount(%s) = %d, want %d", hash, got, want)
+	}
+}
+
+func (e *env) wantUsed(want int64) {
+	e.t.Helper()
+	got, err := e.s.UsedBytes(e.ctx)
+	if err != nil {
+		e.t.Fatalf("UsedBytes: %v", err)
+	}
+	if got != want {
+		e.t.Fatalf("UsedBytes = %d, want %d", got, want)
 	}
 }
 
@@ -601,6 +613,44 @@ func testRefs(e *env) {
 	e.wantRef(g, 1)
 }
 
+func testUsed(e *env) {
+	e.wantUsed(0)
+	steps := []struct {
+		name   string
+		deltas []int64
+		want   int64
+	}{
+		{"first file", []int64{100}, 100},
+		{"several in one batch", []int64{5, 7, -2}, 110},
+		{"a large file", []int64{1 << 40}, 1<<40 + 110},
+		{"delete it", []int64{-(1 << 40)}, 110},
+		{"through zero within one batch", []int64{-110, 3}, 3},
+		{"back to zero", []int64{-3}, 0},
+		// The counter never goes negative: too big a decrement leaves 0,
+		// and the next increment starts from there.
+		{"below zero clamps", []int64{-50}, 0},
+		{"after the clamp", []int64{9}, 9},
+	}
+	for _, st := range steps {
+		e.commit(func(b *metastore.Batch) {
+			for _, d := range st.deltas {
+				b.AddUsage(d)
+			}
+		})
+		got, err := e.s.UsedBytes(e.ctx)
+		if err != nil || got != st.want {
+			e.t.Fatalf("%s: UsedBytes = %d, %v; want %d", st.name, got, err, st.want)
+		}
+	}
+	// A stale batch changes nothing, usage included.
+	b := &metastore.Batch{Index: e.idx}
+	b.AddUsage(1000)
+	if err := e.s.Commit(e.ctx, b); !errors.Is(err, metastore.ErrStaleBatch) {
+		e.t.Fatalf("stale Commit = %v, want ErrStaleBatch", err)
+	}
+	e.wantUsed(9)
+}
+
 func testApplied(e *env) {
 	e.wantApplied(0)
 	commitAt := func(idx uint64, fill func(b *metastore.Batch)) error {
@@ -682,7 +732,7 @@ func testOrder(e *env) {
 func testFailedBatch(e *env) {
 	e.commit(func(b *metastore.Batch) { b.PutInode(fileInode(2, 2)) })
 	b := &metastore.Batch{Index: e.idx + 1}
-	b.PutInode(fileInode(3, 3)).DeleteInode(2).Link(dirA, "x", 3).AddRef("h", 1)
+	b.PutInode(fileInode(3, 3)).DeleteInode(2).Link(dirA, "x", 3).AddRef("h", 1).AddUsage(3)
 	b.Ops = append(b.Ops, metastore.Op{Kind: 200})
 	b.PutLock(metastore.Lock{Token: "after"})
 	if err := e.s.Commit(e.ctx, b); err == nil {
@@ -691,6 +741,7 @@ func testFailedBatch(e *env) {
 		e.t.Fatalf("Commit of a batch with an unknown op kind = %v, want an error other than ErrStaleBatch", err)
 	}
 	e.wantApplied(e.idx)
+	e.wantUsed(0)
 	e.wantNoInode(3)
 	e.wantInode(2, fileInode(2, 2))
 	e.wantNoEntry(dirA, "x")
@@ -712,7 +763,7 @@ func populate(e *env) (check func()) {
 		b.PutInode(root).PutInode(d).PutInode(f)
 		b.Link(dirA, "d", dirB).Link(dirB, "f 日本", 3)
 		b.SetProp(3, display, "<b>x</b>").SetProp(dirB, display, "dir")
-		b.PutLock(lock).AddRef(f.Hash, 2)
+		b.PutLock(lock).AddRef(f.Hash, 2).AddUsage(33)
 	})
 	e.commit(func(b *metastore.Batch) { b.AddRef(f.Hash, -1) })
 	idx := e.idx
@@ -725,6 +776,7 @@ func populate(e *env) (check func()) {
 		e.wantProps(dirB, map[metastore.PropName]string{display: "dir"})
 		e.wantLocks(lock)
 		e.wantRef(f.Hash, 1)
+		e.wantUsed(33)
 		e.wantApplied(idx)
 	}
 }
@@ -755,6 +807,7 @@ func testReset(e *env) {
 		e.t.Fatalf("Members after Reset = %+v, %v; want none", ms, err)
 	}
 	e.wantRef(fileInode(3, 33).Hash, 0)
+	e.wantUsed(0)
 	e.wantApplied(0)
 
 	// After a reset the store accepts the log from the start again.
