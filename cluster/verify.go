@@ -46,8 +46,12 @@ type VerifyOptions struct {
 	// MaxPaths bounds how many referencing paths are named per missing or
 	// corrupt content hash. Default 10.
 	MaxPaths int
-	// Progress, if set, is told what Verify does (one line each).
+	// Progress, if set, is told what Verify does, one line per call;
+	// calls never overlap.
 	Progress func(msg string)
+	// Names maps node URLs to member IDs (from /cluster/status), to name
+	// the nodes that do not answer; without it they go by URL.
+	Names map[string]string
 }
 
 func (o *VerifyOptions) setDefaults() {
@@ -108,6 +112,13 @@ type NodeDigest struct {
 	Error string `json:"error,omitempty"`
 	// Unreachable is set when the node could not be reached at all.
 	Unreachable bool `json:"unreachable,omitempty"`
+}
+
+func (n *NodeDigest) name() string {
+	if n.ID != "" {
+		return n.ID
+	}
+	return n.URL
 }
 
 // Difference kinds.
@@ -221,10 +232,13 @@ type verifier struct {
 	// content counts as a difference only once two digests, a retry
 	// delay apart, both lack it.
 	missingSeen map[string]map[string]int
+	progressMu  sync.Mutex // serialises opt.Progress
 }
 
 func (v *verifier) progress(format string, args ...any) {
 	if v.opt.Progress != nil {
+		v.progressMu.Lock()
+		defer v.progressMu.Unlock()
 		v.opt.Progress(fmt.Sprintf(format, args...))
 	}
 }
@@ -248,7 +262,7 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 			start := time.Now()
 			d, err := v.c.Digest(ctx, u, v.opt.Deep, index)
 			nd := &rep.Nodes[i]
-			nd.URL = u
+			nd.URL, nd.ID = u, v.opt.Names[u]
 			if err != nil {
 				nd.Error = err.Error()
 				code := statusCode(err)
@@ -299,7 +313,7 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 	}
 	for i, b := range busy {
 		if b {
-			return rep, v.void(&rep, "%s did not give a digest: %s", v.urls[i], rep.Nodes[i].Error)
+			return rep, v.void(&rep, "%s did not give a digest: %s", rep.Nodes[i].name(), rep.Nodes[i].Error)
 		}
 	}
 	if len(indexes) > 1 {
@@ -368,11 +382,7 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 	var failed []string
 	for _, n := range rep.Nodes {
 		if n.Error != "" {
-			name := n.ID
-			if name == "" {
-				name = n.URL
-			}
-			failed = append(failed, name)
+			failed = append(failed, n.name())
 		}
 	}
 	switch {
