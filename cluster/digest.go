@@ -37,6 +37,9 @@ type ContentChecker interface {
 	// name, an error wrapping content.ErrCorrupt or content.ErrNotFound
 	// otherwise.
 	Verify(ctx context.Context, h string) error
+	// Fetching reports whether the node is still getting the missing
+	// object h from a peer (as opposed to no peer having it).
+	Fetching(h string) bool
 }
 
 // DigestSource is the node state GET /cluster/digest reads. With a nil
@@ -298,6 +301,9 @@ type Digest struct {
 	Corrupt      []string `json:"corrupt"`
 	MissingCount int64    `json:"missing_count"`
 	CorruptCount int64    `json:"corrupt_count"`
+	// Fetching counts the missing objects the node is still fetching
+	// from peers: they may yet arrive.
+	Fetching int64 `json:"fetching"`
 	// ContentBacklog is content the node is still fetching: missing
 	// content may still arrive.
 	ContentBacklog Backlog `json:"content_backlog"`
@@ -406,6 +412,9 @@ func (c *Cluster) digestOnce(ctx context.Context, src DigestSource, deep bool, v
 		switch st {
 		case contentMissing:
 			d.MissingCount++
+			if src.Content.Fetching(hx) {
+				d.Fetching++
+			}
 			if len(d.Missing) < MaxListed {
 				d.Missing = append(d.Missing, hx)
 			}

@@ -297,8 +297,8 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 				unconfirmed = fmt.Sprintf("%s lacks %d objects; checking again whether they arrive", d.ID, d.MissingCount)
 			}
 		}
-		if d.MissingCount > 0 && d.ContentBacklog.Files > 0 && fetching == "" {
-			fetching = fmt.Sprintf("%s lacks %d objects but is still fetching %d", d.ID, d.MissingCount, d.ContentBacklog.Files)
+		if d.Fetching > 0 && fetching == "" {
+			fetching = fmt.Sprintf("%s lacks %d objects and is still fetching %d of them", d.ID, d.MissingCount, d.Fetching)
 		}
 	}
 

@@ -273,29 +273,41 @@ func TestVerifyUnreachableNode(t *testing.T) {
 // namespace: every report is consistent at a common index or
 // inconclusive, never a difference.
 func TestVerifyUnderLiveWrites(t *testing.T) {
-	nodes, leader := startJoined(t)
+	nodes, _ := startJoined(t)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var writes atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		client := &http.Client{Timeout: 10 * time.Second}
-		for i := 0; ctx.Err() == nil; i++ {
-			method, body := http.MethodPut, strings.NewReader(fmt.Sprintf("write %d", i))
-			if i%5 == 4 {
-				method = http.MethodDelete
+	// One writer per node (followers forward to the leader): new files,
+	// overwrites of small and 1 MiB files, deletes, collections.
+	for w, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second}
+			for i := 0; ctx.Err() == nil; i++ {
+				method, p, body := http.MethodPut, fmt.Sprintf("/live-%d-%d.txt", w, i%5), fmt.Sprintf("write %d", i)
+				switch i % 6 {
+				case 3:
+					body = strings.Repeat(body, 1<<20/len(body))
+				case 4:
+					method = http.MethodDelete
+				case 5:
+					method, p, body = "MKCOL", fmt.Sprintf("/dir-%d-%d/", w, i), ""
+				}
+				req, _ := http.NewRequestWithContext(ctx, method, n.URL()+p, strings.NewReader(body))
+				if resp, err := client.Do(req); err == nil {
+					resp.Body.Close()
+					writes.Add(1)
+				}
 			}
-			req, _ := http.NewRequestWithContext(ctx, method, fmt.Sprintf("%s/live-%d.txt", leader.URL(), i%7), body)
-			if resp, err := client.Do(req); err == nil {
-				resp.Body.Close()
-				writes.Add(1)
-			}
-		}
-	}()
-	var consistent, inconclusive int
-	for range 4 {
+		}()
+	}
+	var consistent, inconclusive, retried int
+	for range 10 {
 		rep := verify(t, nodes, cluster.VerifyOptions{Attempts: 3, RetryDelay: 50 * time.Millisecond})
+		if rep.Attempts > 1 {
+			retried++
+		}
 		switch {
 		case len(rep.Differences) > 0:
 			stop()
@@ -311,7 +323,7 @@ func TestVerifyUnderLiveWrites(t *testing.T) {
 	}
 	stop()
 	wg.Wait()
-	t.Logf("%d writes; under them %d reports consistent, %d inconclusive", writes.Load(), consistent, inconclusive)
+	t.Logf("%d writes; under them %d reports consistent (%d after a retry), %d inconclusive", writes.Load(), consistent, retried, inconclusive)
 	if writes.Load() == 0 {
 		t.Fatal("the writer wrote nothing")
 	}
