@@ -275,8 +275,14 @@ func walkDir(ctx context.Context, r metastore.Reader, prefix string, dir metasto
 	return nil
 }
 
+// DigestFormat numbers the way entries are encoded and hashed: nodes that
+// digest differently cannot be compared (a rolling upgrade that changes
+// it makes verify inconclusive until every node runs the new version).
+const DigestFormat = 1
+
 // Digest is a node's account of its replicated state (GET /cluster/digest).
 type Digest struct {
+	Format       int    `json:"format"` // DigestFormat
 	ID           string `json:"id"`
 	URL          string `json:"url"`
 	AppliedIndex uint64 `json:"applied_index"`
@@ -291,8 +297,10 @@ type Digest struct {
 	ContentDigest string `json:"content_digest"`
 	// Deep is whether every object was re-hashed (?deep=1), not only
 	// checked for presence and size.
-	Deep           bool  `json:"deep"`
-	Entries        int64 `json:"entries"`
+	Deep bool `json:"deep"`
+	// Entries counts the lines hashed: paths, locks and members.
+	Entries int64 `json:"entries"`
+	// ContentObjects counts the distinct content hashes files reference.
 	ContentObjects int64 `json:"content_objects"`
 	// Missing and Corrupt list referenced content this node lacks or
 	// holds damaged, in hash order, at most MaxListed of each;
@@ -373,7 +381,7 @@ func (c *Cluster) Digest(ctx context.Context, deep bool) (Digest, error) {
 }
 
 func (c *Cluster) digestOnce(ctx context.Context, src DigestSource, deep bool, verified map[[32]byte]bool) (Digest, error) {
-	d := Digest{ID: c.cfg.ID, URL: c.cfg.URL, Deep: deep, Missing: []string{}, Corrupt: []string{}}
+	d := Digest{Format: DigestFormat, ID: c.cfg.ID, URL: c.cfg.URL, Deep: deep, Missing: []string{}, Corrupt: []string{}}
 	h := sha256.New()
 	var line []byte
 	files := map[[32]byte]int64{}

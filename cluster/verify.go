@@ -128,7 +128,7 @@ const (
 	DiffField          = "field"           // both have the entry; one field differs
 	DiffContentMissing = "content_missing" // the node lacks referenced content
 	DiffContentCorrupt = "content_corrupt" // the node's copy has the wrong size or bytes
-	DiffDigest         = "digest"          // digests differ but the entries compare equal
+	DiffDigest         = "digest"          // digests differ but the entries compare equal field by field
 )
 
 // Difference is one way a node differs from the reference node.
@@ -167,7 +167,7 @@ func (d Difference) String() string {
 		}
 		return fmt.Sprintf("%s: content %s is %s (%s)", d.Node, d.Hash, what, paths)
 	}
-	return fmt.Sprintf("%s: namespace digest differs from %s's, but no entry does: the state changed while it was compared", d.Node, d.Reference)
+	return fmt.Sprintf("%s: namespace digest differs from %s's, but no entry does (an entry field this verifier does not know?)", d.Node, d.Reference)
 }
 
 func quoteValue(s string) string {
@@ -322,6 +322,15 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 			at = append(at, fmt.Sprintf("%s at %d", rep.Nodes[i].ID, rep.Nodes[i].AppliedIndex))
 		}
 		return rep, v.void(&rep, "the nodes answered at different applied indexes (%s)", strings.Join(at, ", "))
+	}
+	formats := map[int]bool{}
+	for _, i := range answered {
+		formats[digests[i].Format] = true
+	}
+	if len(formats) > 1 {
+		rep.Inconclusive = true
+		rep.Reason = "the nodes digest their state in different formats (different dfs versions): they cannot be compared"
+		return rep, false
 	}
 	if fetching != "" {
 		return rep, v.void(&rep, "%s", fetching)
