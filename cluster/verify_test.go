@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -226,17 +227,60 @@ func TestVerifyNamesDifferences(t *testing.T) {
 	must(rdb.HSet(ctx, "dfs:d:"+docs, "ghost.txt", aID).Result())
 
 	rep = verify(t, nodes, cluster.VerifyOptions{})
+	// n1 and n3 agree: the reference is one of them (the leader if it is).
+	ref := rep.Reference
+	if ref != "n1" && ref != "n3" {
+		t.Fatalf("reference %q, want n1 or n3, which agree:\n%s", ref, fmtReport(rep))
+	}
 	wantDifferences(t, rep,
-		`n2: /docs/a.txt: size is "12", on n1 "11"`,
-		`n2: /docs/a.txt: content_type is "text/evil", on n1 (none)`,
-		`n2: /docs/a.txt: prop {urn:x}color is (none), on n1 "blue"`,
-		`n2: /docs/b.txt is missing (present on n1)`,
-		`n2: /docs/ghost.txt exists there only (not on n1)`,
+		`n2: /docs/a.txt: size is "12", on `+ref+` "11"`,
+		`n2: /docs/a.txt: content_type is "text/evil", on `+ref+` (none)`,
+		`n2: /docs/a.txt: prop {urn:x}color is (none), on `+ref+` "blue"`,
+		`n2: /docs/b.txt is missing (present on `+ref+`)`,
+		`n2: /docs/ghost.txt exists there only (not on `+ref+`)`,
 		// The object is 11 bytes; n2's metadata now says 12.
 		"n2: content "+a+" is corrupt (used by /docs/a.txt, /docs/ghost.txt)",
 	)
-	if rep.Reference != "n1" {
-		t.Errorf("reference %q, want n1 (n1 and n3 agree; n1 comes first)", rep.Reference)
+
+	// A lock and a member entry changed in n3's Redis. Now all three
+	// nodes differ (a three-way tie): they are compared with the leader.
+	rdb = rdbs["n3"]
+	tokens := must(rdb.HKeys(ctx, "dfs:locks").Result())
+	if len(tokens) != 1 {
+		t.Fatalf("locks in n3's Redis: %q", tokens)
+	}
+	lock := map[string]any{}
+	dec = json.NewDecoder(strings.NewReader(must(rdb.HGet(ctx, "dfs:locks", tokens[0]).Result())))
+	dec.UseNumber()
+	if err := dec.Decode(&lock); err != nil {
+		t.Fatal(err)
+	}
+	owner := lock["owner"].(string)
+	lock["owner"], lock["shared"] = "mallory", true
+	b, _ = json.Marshal(lock)
+	must(rdb.HSet(ctx, "dfs:locks", tokens[0], b).Result())
+	member := map[string]any{}
+	if err := json.Unmarshal([]byte(must(rdb.HGet(ctx, "dfs:members", "n2").Result())), &member); err != nil {
+		t.Fatal(err)
+	}
+	member["url"] = "http://elsewhere:8080"
+	b, _ = json.Marshal(member)
+	must(rdb.HSet(ctx, "dfs:members", "n2", b).Result())
+	rep = verify(t, nodes, cluster.VerifyOptions{})
+	var n3Diffs []string
+	for _, d := range rep.Differences {
+		if d.Node == "n3" {
+			n3Diffs = append(n3Diffs, d.String())
+		}
+	}
+	want := []string{
+		"n3: lock " + tokens[0] + ": scope is \"shared\", on " + rep.Reference + " \"exclusive\"",
+		"n3: lock " + tokens[0] + ": owner is \"mallory\", on " + rep.Reference + " " + strconv.Quote(owner),
+		"n3: member n2: url is \"http://elsewhere:8080\", on " + rep.Reference + " \"" + n2.URL() + "\"",
+	}
+	if leader.Node().IsLeader() && rep.Reference != leader.ID || !slices.Equal(n3Diffs, want) {
+		t.Fatalf("n3's differences:\n  %s\nwant (compared with the leader, %s, on a tie):\n  %s\n%s",
+			strings.Join(n3Diffs, "\n  "), leader.ID, strings.Join(want, "\n  "), fmtReport(rep))
 	}
 }
 
