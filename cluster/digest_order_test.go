@@ -12,7 +12,9 @@ import (
 func TestCompareEntries(t *testing.T) {
 	path := func(p string) *DigestEntry { return &DigestEntry{Kind: EntryPath, Path: p} }
 	lock := func(tok string) *DigestEntry { return &DigestEntry{Kind: EntryLock, Lock: &metastore.Lock{Token: tok}} }
-	member := func(id string) *DigestEntry { return &DigestEntry{Kind: EntryMember, Member: &metastore.Member{ID: id}} }
+	member := func(id string) *DigestEntry {
+		return &DigestEntry{Kind: EntryMember, Member: &metastore.Member{ID: id}}
+	}
 	tests := []struct {
 		name string
 		a, b *DigestEntry
