@@ -421,30 +421,37 @@ func (v *verifier) void(rep *VerifyReport, format string, args ...any) bool {
 
 // targetIndex returns the index to compare at: the leader's read index
 // (every write acknowledged before Verify began is at or below it), or,
-// with no leader answering, the highest applied index a node reports.
+// with no leader answering, the highest applied index a node reports. All
+// nodes are asked at once: without a leader each waits for one up to its
+// read timeout.
 func (v *verifier) targetIndex(ctx context.Context) (index uint64, leaderURL string) {
-	ask := func(u string) (uint64, *Error, error) {
-		cctx, cancel := context.WithTimeout(ctx, v.opt.CallTimeout)
-		defer cancel()
-		idx, err := v.c.ReadIndex(cctx, u)
-		var e *Error
-		errors.As(err, &e)
-		return idx, e, err
+	rctx, cancel := context.WithTimeout(ctx, v.opt.CallTimeout)
+	defer cancel() // the slower answers are not needed
+	type answer struct {
+		index uint64
+		url   string
+		ok    bool
 	}
+	answers := make(chan answer, len(v.urls))
 	for _, u := range v.urls {
-		idx, e, err := ask(u)
-		if err == nil {
-			return idx, u
-		}
-		if e != nil && e.StatusCode == http.StatusMisdirectedRequest && e.LeaderURL != "" {
-			if idx, _, err := ask(e.LeaderURL); err == nil {
-				return idx, strings.TrimRight(e.LeaderURL, "/")
+		go func() {
+			idx, err := v.c.ReadIndex(rctx, u)
+			var e *Error
+			if err != nil && errors.As(err, &e) && e.StatusCode == http.StatusMisdirectedRequest && e.LeaderURL != "" {
+				u = strings.TrimRight(e.LeaderURL, "/")
+				idx, err = v.c.ReadIndex(rctx, u)
 			}
+			answers <- answer{idx, u, err == nil}
+		}()
+	}
+	for range v.urls {
+		if a := <-answers; a.ok {
+			return a.index, a.url
 		}
 	}
 	for _, u := range v.urls {
-		cctx, cancel := context.WithTimeout(ctx, v.opt.CallTimeout)
-		info, err := v.c.Node(cctx, u)
+		nctx, cancel := context.WithTimeout(ctx, v.opt.CallTimeout)
+		info, err := v.c.Node(nctx, u)
 		cancel()
 		if err == nil && info.AppliedIndex > index {
 			index = info.AppliedIndex
