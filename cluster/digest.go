@@ -33,10 +33,10 @@ type ContentChecker interface {
 	// content.ErrNotFound when the node does not hold it (content.ErrCorrupt
 	// when what it holds cannot be an object).
 	Size(h string) (int64, error)
-	// Verify re-hashes the whole object h: nil when its bytes match its
-	// name, an error wrapping content.ErrCorrupt or content.ErrNotFound
-	// otherwise.
-	Verify(ctx context.Context, h string) error
+	// Verify re-hashes the whole object h (size bytes, as the metadata
+	// says): nil when its bytes match its name, an error wrapping
+	// content.ErrCorrupt or content.ErrNotFound otherwise.
+	Verify(ctx context.Context, h string, size int64) error
 	// Fetching reports whether the node is still getting the missing
 	// object h from a peer (as opposed to no peer having it).
 	Fetching(h string) bool
@@ -470,7 +470,7 @@ func checkContent(ctx context.Context, cc ContentChecker, h string, size int64, 
 	case !deep:
 		return contentOK, nil
 	}
-	err = cc.Verify(ctx, h)
+	err = cc.Verify(ctx, h, size)
 	switch {
 	case err == nil:
 		return contentOK, nil

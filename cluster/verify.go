@@ -28,9 +28,9 @@ import (
 // VerifyOptions tunes Verify. Zero values take the defaults shown.
 type VerifyOptions struct {
 	// Deep makes every node re-hash every object it holds (slow: it reads
-	// all content) instead of checking presence and size. A corrupt
-	// object found is moved to the node's quarantine, so that the next
-	// read fetches a good copy from a peer.
+	// all content) instead of checking presence and size. A node moves
+	// a corrupt object it finds to its quarantine and fetches a good copy
+	// from a peer.
 	Deep bool
 	// Attempts bounds how often Verify asks again when the nodes do not
 	// answer at one common applied index (writes going on). Default 5.

@@ -188,10 +188,21 @@ func TestVerifyNamesDifferences(t *testing.T) {
 	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{}))
 	wantDifferences(t, verify(t, nodes, cluster.VerifyOptions{Deep: true}),
 		"n3: content "+c+" is corrupt (used by /docs/c.bin)")
-	// The deep check quarantined the object: now it is missing.
+	// The deep check quarantined the object and queued a fetch of a good
+	// copy: the node repairs itself, no read needed.
+	testcluster.Eventually(t, 10*time.Second, "n3 fetches a good copy", func() (bool, string) {
+		b, err := os.ReadFile(objectPath(n3, c))
+		return err == nil && string(b) == files["/docs/c.bin"], fmt.Sprint(err)
+	})
+	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{Deep: true}))
+
+	// A deleted object stays missing (nothing tells the node) until a
+	// read on it fetches it.
+	if err := os.Remove(objectPath(n3, c)); err != nil {
+		t.Fatal(err)
+	}
 	wantDifferences(t, verify(t, nodes, cluster.VerifyOptions{}),
 		"n3: content "+c+" is missing (used by /docs/c.bin)")
-	// A read on n3 fetches a good copy from a peer.
 	if got := mustDAV(t, http.StatusOK, http.MethodGet, n3.URL()+"/docs/c.bin", "", nil); got != files["/docs/c.bin"] {
 		t.Fatal("n3 served other bytes")
 	}

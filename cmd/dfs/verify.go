@@ -34,8 +34,8 @@ func verifyCommand(addr cli.Flag) *cli.Command {
 			"hash, ETag, content type, times and dead properties, every lock and the member\n" +
 			"table; and a content digest saying, for every content hash the namespace uses,\n" +
 			"whether the node holds it with the right size (--deep: whether its bytes still\n" +
-			"hash to its name; slow, it reads all content, and moves a corrupt object to the\n" +
-			"node's quarantine so that the next read fetches a good copy). Where digests\n" +
+			"hash to its name; slow, it reads all content; a node moves a corrupt object to\n" +
+			"its quarantine and fetches a good copy from a peer). Where digests\n" +
 			"differ it streams the nodes' entries and names each difference: a path missing\n" +
 			"on a node, a field with both values, content missing or corrupt with the paths\n" +
 			"that use it. Nodes are compared with the largest group of nodes that agree.\n\n" +
