@@ -558,6 +558,7 @@ func (c *Cluster) handleDigest(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
+	start := time.Now()
 	d, err := c.Digest(r.Context(), deep)
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -569,6 +570,16 @@ func (c *Cluster) handleDigest(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
+	ev := c.log.Debug()
+	if d.MissingCount+d.CorruptCount > 0 {
+		ev = c.log.Warn() // an operator should see what verify found
+	} else if deep {
+		ev = c.log.Info()
+	}
+	ev.Uint64("applied_index", d.AppliedIndex).Bool("deep", deep).Int64("entries", d.Entries).
+		Int64("content_objects", d.ContentObjects).Int64("missing", d.MissingCount).Int64("corrupt", d.CorruptCount).
+		Strs("missing_hashes", d.Missing).Strs("corrupt_hashes", d.Corrupt).
+		Dur("took", time.Since(start)).Msg("state digested for verification")
 	WriteJSON(w, http.StatusOK, d)
 }
 
