@@ -33,10 +33,13 @@ type ContentChecker interface {
 	// content.ErrNotFound when the node does not hold it (content.ErrCorrupt
 	// when what it holds cannot be an object).
 	Size(h string) (int64, error)
-	// Verify re-hashes the whole object h: nil when its bytes match its
-	// name, an error wrapping content.ErrCorrupt or content.ErrNotFound
-	// otherwise.
-	Verify(ctx context.Context, h string) error
+	// Verify re-hashes the whole object h (size bytes, as the metadata
+	// says): nil when its bytes match its name, an error wrapping
+	// content.ErrCorrupt or content.ErrNotFound otherwise.
+	Verify(ctx context.Context, h string, size int64) error
+	// Fetching reports whether the node is still getting the missing
+	// object h from a peer (as opposed to no peer having it).
+	Fetching(h string) bool
 }
 
 // DigestSource is the node state GET /cluster/digest reads. With a nil
@@ -272,8 +275,14 @@ func walkDir(ctx context.Context, r metastore.Reader, prefix string, dir metasto
 	return nil
 }
 
+// DigestFormat numbers the way entries are encoded and hashed: nodes that
+// digest differently cannot be compared (a rolling upgrade that changes
+// it makes verify inconclusive until every node runs the new version).
+const DigestFormat = 1
+
 // Digest is a node's account of its replicated state (GET /cluster/digest).
 type Digest struct {
+	Format       int    `json:"format"` // DigestFormat
 	ID           string `json:"id"`
 	URL          string `json:"url"`
 	AppliedIndex uint64 `json:"applied_index"`
@@ -288,8 +297,10 @@ type Digest struct {
 	ContentDigest string `json:"content_digest"`
 	// Deep is whether every object was re-hashed (?deep=1), not only
 	// checked for presence and size.
-	Deep           bool  `json:"deep"`
-	Entries        int64 `json:"entries"`
+	Deep bool `json:"deep"`
+	// Entries counts the lines hashed: paths, locks and members.
+	Entries int64 `json:"entries"`
+	// ContentObjects counts the distinct content hashes files reference.
 	ContentObjects int64 `json:"content_objects"`
 	// Missing and Corrupt list referenced content this node lacks or
 	// holds damaged, in hash order, at most MaxListed of each;
@@ -298,6 +309,9 @@ type Digest struct {
 	Corrupt      []string `json:"corrupt"`
 	MissingCount int64    `json:"missing_count"`
 	CorruptCount int64    `json:"corrupt_count"`
+	// Fetching counts the missing objects the node is still fetching
+	// from peers: they may yet arrive.
+	Fetching int64 `json:"fetching"`
 	// ContentBacklog is content the node is still fetching: missing
 	// content may still arrive.
 	ContentBacklog Backlog `json:"content_backlog"`
@@ -367,7 +381,7 @@ func (c *Cluster) Digest(ctx context.Context, deep bool) (Digest, error) {
 }
 
 func (c *Cluster) digestOnce(ctx context.Context, src DigestSource, deep bool, verified map[[32]byte]bool) (Digest, error) {
-	d := Digest{ID: c.cfg.ID, URL: c.cfg.URL, Deep: deep, Missing: []string{}, Corrupt: []string{}}
+	d := Digest{Format: DigestFormat, ID: c.cfg.ID, URL: c.cfg.URL, Deep: deep, Missing: []string{}, Corrupt: []string{}}
 	h := sha256.New()
 	var line []byte
 	files := map[[32]byte]int64{}
@@ -406,6 +420,9 @@ func (c *Cluster) digestOnce(ctx context.Context, src DigestSource, deep bool, v
 		switch st {
 		case contentMissing:
 			d.MissingCount++
+			if src.Content.Fetching(hx) {
+				d.Fetching++
+			}
 			if len(d.Missing) < MaxListed {
 				d.Missing = append(d.Missing, hx)
 			}
@@ -453,7 +470,7 @@ func checkContent(ctx context.Context, cc ContentChecker, h string, size int64, 
 	case !deep:
 		return contentOK, nil
 	}
-	err = cc.Verify(ctx, h)
+	err = cc.Verify(ctx, h, size)
 	switch {
 	case err == nil:
 		return contentOK, nil
@@ -541,6 +558,7 @@ func (c *Cluster) handleDigest(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
+	start := time.Now()
 	d, err := c.Digest(r.Context(), deep)
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -552,6 +570,16 @@ func (c *Cluster) handleDigest(w http.ResponseWriter, r *http.Request) {
 		c.writeError(w, err)
 		return
 	}
+	ev := c.log.Debug()
+	if d.MissingCount+d.CorruptCount > 0 {
+		ev = c.log.Warn() // an operator should see what verify found
+	} else if deep {
+		ev = c.log.Info()
+	}
+	ev.Uint64("applied_index", d.AppliedIndex).Bool("deep", deep).Int64("entries", d.Entries).
+		Int64("content_objects", d.ContentObjects).Int64("missing", d.MissingCount).Int64("corrupt", d.CorruptCount).
+		Strs("missing_hashes", d.Missing).Strs("corrupt_hashes", d.Corrupt).
+		Dur("took", time.Since(start)).Msg("state digested for verification")
 	WriteJSON(w, http.StatusOK, d)
 }
 

@@ -28,9 +28,9 @@ import (
 // VerifyOptions tunes Verify. Zero values take the defaults shown.
 type VerifyOptions struct {
 	// Deep makes every node re-hash every object it holds (slow: it reads
-	// all content) instead of checking presence and size. A corrupt
-	// object found is moved to the node's quarantine, so that the next
-	// read fetches a good copy from a peer.
+	// all content) instead of checking presence and size. A node moves
+	// a corrupt object it finds to its quarantine and fetches a good copy
+	// from a peer.
 	Deep bool
 	// Attempts bounds how often Verify asks again when the nodes do not
 	// answer at one common applied index (writes going on). Default 5.
@@ -46,8 +46,12 @@ type VerifyOptions struct {
 	// MaxPaths bounds how many referencing paths are named per missing or
 	// corrupt content hash. Default 10.
 	MaxPaths int
-	// Progress, if set, is told what Verify does (one line each).
+	// Progress, if set, is told what Verify does, one line per call;
+	// calls never overlap.
 	Progress func(msg string)
+	// Names maps node URLs to member IDs (from /cluster/status), to name
+	// the nodes that do not answer; without it they go by URL.
+	Names map[string]string
 }
 
 func (o *VerifyOptions) setDefaults() {
@@ -110,6 +114,13 @@ type NodeDigest struct {
 	Unreachable bool `json:"unreachable,omitempty"`
 }
 
+func (n *NodeDigest) name() string {
+	if n.ID != "" {
+		return n.ID
+	}
+	return n.URL
+}
+
 // Difference kinds.
 const (
 	DiffMissing        = "missing"         // the reference has the entry, the node does not
@@ -117,7 +128,7 @@ const (
 	DiffField          = "field"           // both have the entry; one field differs
 	DiffContentMissing = "content_missing" // the node lacks referenced content
 	DiffContentCorrupt = "content_corrupt" // the node's copy has the wrong size or bytes
-	DiffDigest         = "digest"          // digests differ but the entries compare equal
+	DiffDigest         = "digest"          // digests differ but the entries compare equal field by field
 )
 
 // Difference is one way a node differs from the reference node.
@@ -156,7 +167,7 @@ func (d Difference) String() string {
 		}
 		return fmt.Sprintf("%s: content %s is %s (%s)", d.Node, d.Hash, what, paths)
 	}
-	return fmt.Sprintf("%s: namespace digest differs from %s's, but no entry does: the state changed while it was compared", d.Node, d.Reference)
+	return fmt.Sprintf("%s: namespace digest differs from %s's, but no entry does (an entry field this verifier does not know?)", d.Node, d.Reference)
 }
 
 func quoteValue(s string) string {
@@ -221,10 +232,13 @@ type verifier struct {
 	// content counts as a difference only once two digests, a retry
 	// delay apart, both lack it.
 	missingSeen map[string]map[string]int
+	progressMu  sync.Mutex // serialises opt.Progress
 }
 
 func (v *verifier) progress(format string, args ...any) {
 	if v.opt.Progress != nil {
+		v.progressMu.Lock()
+		defer v.progressMu.Unlock()
 		v.opt.Progress(fmt.Sprintf(format, args...))
 	}
 }
@@ -248,7 +262,7 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 			start := time.Now()
 			d, err := v.c.Digest(ctx, u, v.opt.Deep, index)
 			nd := &rep.Nodes[i]
-			nd.URL = u
+			nd.URL, nd.ID = u, v.opt.Names[u]
 			if err != nil {
 				nd.Error = err.Error()
 				code := statusCode(err)
@@ -283,8 +297,8 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 				unconfirmed = fmt.Sprintf("%s lacks %d objects; checking again whether they arrive", d.ID, d.MissingCount)
 			}
 		}
-		if d.MissingCount > 0 && d.ContentBacklog.Files > 0 && fetching == "" {
-			fetching = fmt.Sprintf("%s lacks %d objects but is still fetching %d", d.ID, d.MissingCount, d.ContentBacklog.Files)
+		if d.Fetching > 0 && fetching == "" {
+			fetching = fmt.Sprintf("%s lacks %d objects and is still fetching %d of them", d.ID, d.MissingCount, d.Fetching)
 		}
 	}
 
@@ -299,7 +313,7 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 	}
 	for i, b := range busy {
 		if b {
-			return rep, v.void(&rep, "%s did not give a digest: %s", v.urls[i], rep.Nodes[i].Error)
+			return rep, v.void(&rep, "%s did not give a digest: %s", rep.Nodes[i].name(), rep.Nodes[i].Error)
 		}
 	}
 	if len(indexes) > 1 {
@@ -308,6 +322,15 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 			at = append(at, fmt.Sprintf("%s at %d", rep.Nodes[i].ID, rep.Nodes[i].AppliedIndex))
 		}
 		return rep, v.void(&rep, "the nodes answered at different applied indexes (%s)", strings.Join(at, ", "))
+	}
+	formats := map[int]bool{}
+	for _, i := range answered {
+		formats[digests[i].Format] = true
+	}
+	if len(formats) > 1 {
+		rep.Inconclusive = true
+		rep.Reason = "the nodes digest their state in different formats (different dfs versions): they cannot be compared"
+		return rep, false
 	}
 	if fetching != "" {
 		return rep, v.void(&rep, "%s", fetching)
@@ -368,11 +391,7 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 	var failed []string
 	for _, n := range rep.Nodes {
 		if n.Error != "" {
-			name := n.ID
-			if name == "" {
-				name = n.URL
-			}
-			failed = append(failed, name)
+			failed = append(failed, n.name())
 		}
 	}
 	switch {
@@ -402,30 +421,37 @@ func (v *verifier) void(rep *VerifyReport, format string, args ...any) bool {
 
 // targetIndex returns the index to compare at: the leader's read index
 // (every write acknowledged before Verify began is at or below it), or,
-// with no leader answering, the highest applied index a node reports.
+// with no leader answering, the highest applied index a node reports. All
+// nodes are asked at once: without a leader each waits for one up to its
+// read timeout.
 func (v *verifier) targetIndex(ctx context.Context) (index uint64, leaderURL string) {
-	ask := func(u string) (uint64, *Error, error) {
-		cctx, cancel := context.WithTimeout(ctx, v.opt.CallTimeout)
-		defer cancel()
-		idx, err := v.c.ReadIndex(cctx, u)
-		var e *Error
-		errors.As(err, &e)
-		return idx, e, err
+	rctx, cancel := context.WithTimeout(ctx, v.opt.CallTimeout)
+	defer cancel() // the slower answers are not needed
+	type answer struct {
+		index uint64
+		url   string
+		ok    bool
 	}
+	answers := make(chan answer, len(v.urls))
 	for _, u := range v.urls {
-		idx, e, err := ask(u)
-		if err == nil {
-			return idx, u
-		}
-		if e != nil && e.StatusCode == http.StatusMisdirectedRequest && e.LeaderURL != "" {
-			if idx, _, err := ask(e.LeaderURL); err == nil {
-				return idx, strings.TrimRight(e.LeaderURL, "/")
+		go func() {
+			idx, err := v.c.ReadIndex(rctx, u)
+			var e *Error
+			if err != nil && errors.As(err, &e) && e.StatusCode == http.StatusMisdirectedRequest && e.LeaderURL != "" {
+				u = strings.TrimRight(e.LeaderURL, "/")
+				idx, err = v.c.ReadIndex(rctx, u)
 			}
+			answers <- answer{idx, u, err == nil}
+		}()
+	}
+	for range v.urls {
+		if a := <-answers; a.ok {
+			return a.index, a.url
 		}
 	}
 	for _, u := range v.urls {
-		cctx, cancel := context.WithTimeout(ctx, v.opt.CallTimeout)
-		info, err := v.c.Node(cctx, u)
+		nctx, cancel := context.WithTimeout(ctx, v.opt.CallTimeout)
+		info, err := v.c.Node(nctx, u)
 		cancel()
 		if err == nil && info.AppliedIndex > index {
 			index = info.AppliedIndex

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,10 +188,21 @@ func TestVerifyNamesDifferences(t *testing.T) {
 	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{}))
 	wantDifferences(t, verify(t, nodes, cluster.VerifyOptions{Deep: true}),
 		"n3: content "+c+" is corrupt (used by /docs/c.bin)")
-	// The deep check quarantined the object: now it is missing.
+	// The deep check quarantined the object and queued a fetch of a good
+	// copy: the node repairs itself, no read needed.
+	testcluster.Eventually(t, 10*time.Second, "n3 fetches a good copy", func() (bool, string) {
+		b, err := os.ReadFile(objectPath(n3, c))
+		return err == nil && string(b) == files["/docs/c.bin"], fmt.Sprint(err)
+	})
+	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{Deep: true}))
+
+	// A deleted object stays missing (nothing tells the node) until a
+	// read on it fetches it.
+	if err := os.Remove(objectPath(n3, c)); err != nil {
+		t.Fatal(err)
+	}
 	wantDifferences(t, verify(t, nodes, cluster.VerifyOptions{}),
 		"n3: content "+c+" is missing (used by /docs/c.bin)")
-	// A read on n3 fetches a good copy from a peer.
 	if got := mustDAV(t, http.StatusOK, http.MethodGet, n3.URL()+"/docs/c.bin", "", nil); got != files["/docs/c.bin"] {
 		t.Fatal("n3 served other bytes")
 	}
@@ -226,17 +238,60 @@ func TestVerifyNamesDifferences(t *testing.T) {
 	must(rdb.HSet(ctx, "dfs:d:"+docs, "ghost.txt", aID).Result())
 
 	rep = verify(t, nodes, cluster.VerifyOptions{})
+	// n1 and n3 agree: the reference is one of them (the leader if it is).
+	ref := rep.Reference
+	if ref != "n1" && ref != "n3" {
+		t.Fatalf("reference %q, want n1 or n3, which agree:\n%s", ref, fmtReport(rep))
+	}
 	wantDifferences(t, rep,
-		`n2: /docs/a.txt: size is "12", on n1 "11"`,
-		`n2: /docs/a.txt: content_type is "text/evil", on n1 (none)`,
-		`n2: /docs/a.txt: prop {urn:x}color is (none), on n1 "blue"`,
-		`n2: /docs/b.txt is missing (present on n1)`,
-		`n2: /docs/ghost.txt exists there only (not on n1)`,
+		`n2: /docs/a.txt: size is "12", on `+ref+` "11"`,
+		`n2: /docs/a.txt: content_type is "text/evil", on `+ref+` (none)`,
+		`n2: /docs/a.txt: prop {urn:x}color is (none), on `+ref+` "blue"`,
+		`n2: /docs/b.txt is missing (present on `+ref+`)`,
+		`n2: /docs/ghost.txt exists there only (not on `+ref+`)`,
 		// The object is 11 bytes; n2's metadata now says 12.
 		"n2: content "+a+" is corrupt (used by /docs/a.txt, /docs/ghost.txt)",
 	)
-	if rep.Reference != "n1" {
-		t.Errorf("reference %q, want n1 (n1 and n3 agree; n1 comes first)", rep.Reference)
+
+	// A lock and a member entry changed in n3's Redis. Now all three
+	// nodes differ (a three-way tie): they are compared with the leader.
+	rdb = rdbs["n3"]
+	tokens := must(rdb.HKeys(ctx, "dfs:locks").Result())
+	if len(tokens) != 1 {
+		t.Fatalf("locks in n3's Redis: %q", tokens)
+	}
+	lock := map[string]any{}
+	dec = json.NewDecoder(strings.NewReader(must(rdb.HGet(ctx, "dfs:locks", tokens[0]).Result())))
+	dec.UseNumber()
+	if err := dec.Decode(&lock); err != nil {
+		t.Fatal(err)
+	}
+	owner := lock["owner"].(string)
+	lock["owner"], lock["shared"] = "mallory", true
+	b, _ = json.Marshal(lock)
+	must(rdb.HSet(ctx, "dfs:locks", tokens[0], b).Result())
+	member := map[string]any{}
+	if err := json.Unmarshal([]byte(must(rdb.HGet(ctx, "dfs:members", "n2").Result())), &member); err != nil {
+		t.Fatal(err)
+	}
+	member["url"] = "http://elsewhere:8080"
+	b, _ = json.Marshal(member)
+	must(rdb.HSet(ctx, "dfs:members", "n2", b).Result())
+	rep = verify(t, nodes, cluster.VerifyOptions{})
+	var n3Diffs []string
+	for _, d := range rep.Differences {
+		if d.Node == "n3" {
+			n3Diffs = append(n3Diffs, d.String())
+		}
+	}
+	want := []string{
+		"n3: lock " + tokens[0] + ": scope is \"shared\", on " + rep.Reference + " \"exclusive\"",
+		"n3: lock " + tokens[0] + ": owner is \"mallory\", on " + rep.Reference + " " + strconv.Quote(owner),
+		"n3: member n2: url is \"http://elsewhere:8080\", on " + rep.Reference + " \"" + n2.URL() + "\"",
+	}
+	if leader.Node().IsLeader() && rep.Reference != leader.ID || !slices.Equal(n3Diffs, want) {
+		t.Fatalf("n3's differences:\n  %s\nwant (compared with the leader, %s, on a tie):\n  %s\n%s",
+			strings.Join(n3Diffs, "\n  "), leader.ID, strings.Join(want, "\n  "), fmtReport(rep))
 	}
 }
 
@@ -273,29 +328,41 @@ func TestVerifyUnreachableNode(t *testing.T) {
 // namespace: every report is consistent at a common index or
 // inconclusive, never a difference.
 func TestVerifyUnderLiveWrites(t *testing.T) {
-	nodes, leader := startJoined(t)
+	nodes, _ := startJoined(t)
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var writes atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		client := &http.Client{Timeout: 10 * time.Second}
-		for i := 0; ctx.Err() == nil; i++ {
-			method, body := http.MethodPut, strings.NewReader(fmt.Sprintf("write %d", i))
-			if i%5 == 4 {
-				method = http.MethodDelete
+	// One writer per node (followers forward to the leader): new files,
+	// overwrites of small and 1 MiB files, deletes, collections.
+	for w, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second}
+			for i := 0; ctx.Err() == nil; i++ {
+				method, p, body := http.MethodPut, fmt.Sprintf("/live-%d-%d.txt", w, i%5), fmt.Sprintf("write %d", i)
+				switch i % 6 {
+				case 3:
+					body = strings.Repeat(body, 1<<20/len(body))
+				case 4:
+					method = http.MethodDelete
+				case 5:
+					method, p, body = "MKCOL", fmt.Sprintf("/dir-%d-%d/", w, i), ""
+				}
+				req, _ := http.NewRequestWithContext(ctx, method, n.URL()+p, strings.NewReader(body))
+				if resp, err := client.Do(req); err == nil {
+					resp.Body.Close()
+					writes.Add(1)
+				}
 			}
-			req, _ := http.NewRequestWithContext(ctx, method, fmt.Sprintf("%s/live-%d.txt", leader.URL(), i%7), body)
-			if resp, err := client.Do(req); err == nil {
-				resp.Body.Close()
-				writes.Add(1)
-			}
-		}
-	}()
-	var consistent, inconclusive int
-	for range 4 {
+		}()
+	}
+	var consistent, inconclusive, retried int
+	for range 10 {
 		rep := verify(t, nodes, cluster.VerifyOptions{Attempts: 3, RetryDelay: 50 * time.Millisecond})
+		if rep.Attempts > 1 {
+			retried++
+		}
 		switch {
 		case len(rep.Differences) > 0:
 			stop()
@@ -311,7 +378,7 @@ func TestVerifyUnderLiveWrites(t *testing.T) {
 	}
 	stop()
 	wg.Wait()
-	t.Logf("%d writes; under them %d reports consistent, %d inconclusive", writes.Load(), consistent, inconclusive)
+	t.Logf("%d writes; under them %d reports consistent (%d after a retry), %d inconclusive", writes.Load(), consistent, retried, inconclusive)
 	if writes.Load() == 0 {
 		t.Fatal("the writer wrote nothing")
 	}

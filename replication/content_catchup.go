@@ -156,6 +156,20 @@ func (c *Content) Backlog() (files int, bytes int64) {
 	return len(c.q.items), c.q.bytes
 }
 
+// Fetching reports whether this node is still working to get hash: it is
+// queued and not known to be on no peer, or a scan that may queue it is
+// pending or running. Replica verification tells content on its way
+// from content lost with it.
+func (c *Content) Fetching(hash string) bool {
+	q := &c.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if it := q.items[hash]; it != nil {
+		return !it.unavailable
+	}
+	return q.scanPending || q.scanning
+}
+
 // CaughtUp reports whether this node has all the content its namespace
 // references, as far as it knows: a scan finished since start (or the
 // last Rescan) and no fetch is outstanding (see "Catch-up"). /readyz uses

@@ -797,6 +797,10 @@ func TestCatchUp(t *testing.T) {
 	if x.c.CaughtUp() {
 		t.Fatal("caught up right after a restore")
 	}
+	// Verification must see lost content as on its way, not lost.
+	if !x.c.Fetching(lost) && !x.store.Has(lost) {
+		t.Fatal("lost content is neither being fetched nor back")
+	}
 	waitFor(t, "catch-up after restore", x.c.CaughtUp)
 	if !x.store.Has(lost) {
 		t.Fatal("rescan did not fetch lost content")
@@ -812,6 +816,9 @@ func TestCatchUp(t *testing.T) {
 	waitFor(t, "catch-up despite content nobody has", x.c.CaughtUp)
 	if n, _ := x.c.Backlog(); n != 1 {
 		t.Fatalf("backlog %d, want the 1 unavailable file", n)
+	}
+	if x.c.Fetching(sum(ghost)) {
+		t.Fatal("content no peer has counts as being fetched: verification would wait for it forever")
 	}
 	cancel()
 	<-runDone

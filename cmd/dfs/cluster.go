@@ -56,6 +56,7 @@ func clusterCommand() *cli.Command {
 				Action: runClusterRemove,
 			},
 			leaveCommand(addr, timeout),
+			verifyCommand(addr),
 		},
 	}
 }

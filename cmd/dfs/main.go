@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +24,13 @@ func main() {
 	app := newApp(os.Stdout, os.Stderr)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "dfs:", err)
-		os.Exit(1)
+		code := 1
+		// A command that documents its exit statuses returns cli.Exit.
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) && ec.ExitCode() != 0 {
+			code = ec.ExitCode()
+		}
+		os.Exit(code)
 	}
 }
 
@@ -39,8 +46,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"Every flag can also be set through the DFS_* environment variable shown beside it.",
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags:     logFlags(),
-		Commands:  []*cli.Command{serverCommand(), clusterCommand(), userCommand(), devCommand(), probeCommand()},
+		// main reports errors and picks the exit status; the default
+		// handler would exit from inside Run, tests included.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Flags:          logFlags(),
+		Commands:       []*cli.Command{serverCommand(), clusterCommand(), userCommand(), devCommand(), probeCommand()},
 	}
 }
 
