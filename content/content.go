@@ -6,6 +6,7 @@
 //
 //	dir/LOCK               flock(2)ed while a Store is open: one owner per dir
 //	dir/objects/ab/abcd…   one complete object, named by its full hash
+//	dir/sums/ab/abcd…      its block sums, for objects over one block (see sums.go)
 //	dir/tmp/               uploads in progress (same filesystem as objects/)
 //	dir/partial/<hash>     resumable downloads from peers (see Download)
 //	dir/corrupt/           objects that failed verification, kept for forensics
@@ -90,6 +91,7 @@ type Blob struct {
 type Store struct {
 	dir     string
 	objects string
+	sums    string
 	tmp     string
 	partial string
 	corrupt string
@@ -120,6 +122,7 @@ func Open(dir string, log zerolog.Logger) (*Store, error) {
 	s := &Store{
 		dir:       dir,
 		objects:   filepath.Join(dir, "objects"),
+		sums:      filepath.Join(dir, "sums"),
 		tmp:       filepath.Join(dir, "tmp"),
 		partial:   filepath.Join(dir, "partial"),
 		corrupt:   filepath.Join(dir, "corrupt"),
@@ -128,7 +131,7 @@ func Open(dir string, log zerolog.Logger) (*Store, error) {
 		deleting:  make(map[string]*deletion),
 		downloads: make(map[string]bool),
 	}
-	for _, d := range []string{s.objects, s.tmp, s.partial, s.corrupt} {
+	for _, d := range []string{s.objects, s.sums, s.tmp, s.partial, s.corrupt} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("content: create %s: %w", d, err)
 		}
@@ -160,8 +163,10 @@ func (s *Store) init() error {
 		s.log.Info().Str("file", e.Name()).Msg("removed leftover temp file")
 	}
 	for i := 0; i < 256; i++ {
-		if err := os.Mkdir(filepath.Join(s.objects, fmt.Sprintf("%02x", i)), 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("content: create fan-out directory: %w", err)
+		for _, d := range []string{s.objects, s.sums} {
+			if err := os.Mkdir(filepath.Join(d, fmt.Sprintf("%02x", i)), 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("content: create fan-out directory: %w", err)
+			}
 		}
 	}
 	// Make the directories themselves durable before any object is
