@@ -136,6 +136,10 @@ func (f *File) Size() int64 { return f.size }
 // Hash returns the object's hash.
 func (f *File) Hash() string { return f.hash }
 
+// Legacy reports whether the object has no block sums, so that only a full
+// sequential read is verified, at its end (see File).
+func (f *File) Legacy() bool { return f.legacy }
+
 // Read implements io.Reader, verifying as described on File.
 func (f *File) Read(p []byte) (int, error) {
 	if f.err != nil {

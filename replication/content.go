@@ -243,6 +243,8 @@ type Content struct {
 	flights  map[string]*fetchCall
 
 	q pendingQueue
+
+	readRepairCounters
 }
 
 // NewContent returns a replicator. It does no I/O; call Run to start the
