@@ -17,7 +17,7 @@
 //	POST /cluster/remove          {id}: remove a member (any node; forwarded to the leader)
 //	GET  /cluster/readindex       leader only: {"index": N}, every write committed before the call is at or below N
 //	GET  /cluster/bootstrap-info  {id, raft_addr, url, has_state, leader}, for --bootstrap-expect
-//	GET  /cluster/node            public: this node's own id, role, applied index, content backlog
+//	GET  /cluster/node            public: this node's own id, role, applied index, content backlog, scrub report
 //	GET  /cluster/status          public: the whole cluster as this node sees it
 package cluster
 
@@ -115,6 +115,8 @@ type Config struct {
 
 	// Backlog reports the content backlog in status; nil reports zero.
 	Backlog BacklogFunc
+	// Scrub reports the node's content scrub in status; nil reports none.
+	Scrub func() *ScrubStatus
 
 	Log zerolog.Logger
 }

@@ -51,16 +51,24 @@ func (s *ScrubStats) Add(o ScrubStats) {
 }
 
 // Scrub runs one scrub pass (see "Scrub"). throttle is called before each
-// chunk of object bytes is read (nil: unthrottled). It returns what it did
-// so far along with the error that stopped it (ctx's end, a metadata store
-// failure); corrupt or missing content is counted, not an error.
-func (c *Content) Scrub(ctx context.Context, throttle func(ctx context.Context, n int) error) (ScrubStats, error) {
+// chunk of object bytes is read (nil: unthrottled); progress, if not nil,
+// gets the pass's counts so far after every object and every repair. It
+// returns what it did along with the error that stopped it early (ctx's
+// end, a metadata store failure); corrupt or missing content is counted,
+// not an error.
+func (c *Content) Scrub(ctx context.Context, throttle func(ctx context.Context, n int) error, progress func(ScrubStats)) (ScrubStats, error) {
 	var st ScrubStats
+	report := func() {
+		if progress != nil {
+			progress(st)
+		}
+	}
 	// Hashes already counted as corrupt and left unrepaired, so that the
 	// namespace walk does not count them again as missing. Bounded by the
 	// damage found, not by the store.
 	unrepaired := map[string]bool{}
 	err := c.store.Walk(ctx, func(b content.Blob) error {
+		defer report()
 		res, err := c.store.Check(ctx, b.Hash, throttle)
 		switch {
 		case err == nil:
@@ -110,7 +118,7 @@ func (c *Content) Scrub(ctx context.Context, throttle func(ctx context.Context, 
 	if err != nil {
 		return st, fmt.Errorf("replication: scrub objects: %w", err)
 	}
-	if err := c.scrubNamespace(ctx, &st, unrepaired); err != nil {
+	if err := c.scrubNamespace(ctx, &st, unrepaired, report); err != nil {
 		return st, fmt.Errorf("replication: scrub namespace: %w", err)
 	}
 	return st, nil
@@ -118,7 +126,7 @@ func (c *Content) Scrub(ctx context.Context, throttle func(ctx context.Context, 
 
 // scrubNamespace walks the namespace depth first and fetches the content
 // of every file that is not here.
-func (c *Content) scrubNamespace(ctx context.Context, st *ScrubStats, skip map[string]bool) error {
+func (c *Content) scrubNamespace(ctx context.Context, st *ScrubStats, skip map[string]bool, report func()) error {
 	if c.cfg.Meta == nil {
 		return nil
 	}
@@ -145,6 +153,7 @@ func (c *Content) scrubNamespace(ctx context.Context, st *ScrubStats, skip map[s
 				continue
 			}
 			st.Missing++
+			report()
 			log := c.log.Error().Str("hash", h).Str("path", p).Int64("size", e.Inode.Size)
 			if err := c.fetch(ctx, h, e.Inode.Size, false); err != nil {
 				if ctx.Err() != nil {
@@ -152,10 +161,12 @@ func (c *Content) scrubNamespace(ctx context.Context, st *ScrubStats, skip map[s
 				}
 				st.Unrepaired++
 				skip[h] = true
+				report()
 				log.AnErr("fetch", err).Msg("scrub: content missing; no peer could provide it")
 				continue
 			}
 			st.Repaired++
+			report()
 			log.Msg("scrub: content missing; fetched it from a peer")
 		}
 	}

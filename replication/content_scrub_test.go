@@ -187,7 +187,7 @@ func TestScrub(t *testing.T) {
 	}
 
 	var throttled int64
-	st, err := x.c.Scrub(ctx, func(_ context.Context, n int) error { throttled += int64(n); return nil })
+	st, err := x.c.Scrub(ctx, func(_ context.Context, n int) error { throttled += int64(n); return nil }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,13 +211,13 @@ func TestScrub(t *testing.T) {
 	}
 
 	// A second pass finds nothing; losing the only copy is reported.
-	st, err = x.c.Scrub(ctx, nil)
+	st, err = x.c.Scrub(ctx, nil, nil)
 	if err != nil || st.Corrupt+st.Missing+st.SumsRewritten+st.Repaired != 0 || st.Objects != 5 {
 		t.Fatalf("clean pass = %+v, %v", st, err)
 	}
 	x.setPeers()
 	flipAt(t, objectPath(x, hashes[4]), 7)
-	st, err = x.c.Scrub(ctx, nil)
+	st, err = x.c.Scrub(ctx, nil, nil)
 	if err != nil || st.Corrupt != 1 || st.Unrepaired != 1 || st.Missing != 0 {
 		t.Fatalf("pass without peers = %+v, %v; want 1 corrupt, unrepaired, not also missing", st, err)
 	}

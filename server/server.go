@@ -83,6 +83,8 @@ type Config struct {
 	// old unreferenced content must be before a sweep removes it.
 	GCInterval time.Duration
 	GCGrace    time.Duration
+	// Scrub configures the content scrubber; the zero value disables it.
+	Scrub ScrubConfig
 
 	Log zerolog.Logger
 }
@@ -112,6 +114,7 @@ type Server struct {
 	node       *replication.Node
 	cluster    *cluster.Cluster
 	metrics    *metrics
+	scrub      *scrubber
 	ln         net.Listener
 	httpSrv    *http.Server
 	url        string
@@ -244,6 +247,8 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if ccfg.Backlog == nil {
 		ccfg.Backlog = s.content.Backlog
 	}
+	s.scrub = newScrubber(s, cfg.Scrub)
+	ccfg.Scrub = s.scrub.status
 	s.cluster, err = cluster.New(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -266,6 +271,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.metrics.handler(s))
 	s.cluster.Routes(mux)
+	s.scrub.routes(mux)
 	contentAPI := s.content.Handler()
 	mux.Handle("/cluster/content", contentAPI)
 	mux.Handle("/cluster/content/", contentAPI)
@@ -311,6 +317,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stopGC()
 	go s.gcLoop(gcCtx)
 	go s.content.Run(gcCtx)
+	go s.scrub.run(gcCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.httpSrv.Serve(s.ln) }()
 	// Forming a cluster needs the listener serving: peers poll each other.

@@ -77,9 +77,12 @@ func serverCommand() *cli.Command {
 			"   GET /healthz          the process is alive\n" +
 			"   GET /readyz           200 when the node can serve (stores open, leader known, caught up)\n" +
 			"   GET /cluster/status   JSON: leader, nodes with id, url, role, applied_index, lag, content_backlog\n" +
-			"   GET /metrics          Prometheus metrics: Raft state, content backlog, WebDAV requests by method\n" +
-			"                         and status (no file names), Go runtime and process\n" +
+			"   GET /metrics          Prometheus metrics: Raft state, content backlog, scrub, WebDAV requests by\n" +
+			"                         method and status (no file names), Go runtime and process\n" +
 			"   /cluster/...          the internal API between nodes, authenticated by --cluster-secret\n\n" +
+			"Stored content is checked on every read and re-hashed in the background at\n" +
+			"--scrub-rate; corrupt or missing content is fetched again from a peer\n" +
+			"(docs/scrub.md; dfs cluster status shows what was found).\n\n" +
 			"The Raft port carries the replication log unauthenticated: never expose it\n" +
 			"outside the cluster's private network.",
 		Flags: []cli.Flag{
@@ -133,6 +136,7 @@ func serverCommand() *cli.Command {
 		Action: runServer,
 	}
 	cmd.Flags = append(cmd.Flags, kubeFlags()...)
+	cmd.Flags = append(cmd.Flags, scrubFlags()...)
 	return cmd
 }
 
@@ -166,6 +170,7 @@ func runServer(c *cli.Context) error {
 		MaxXMLBytes:     c.Int64("max-xml-bytes"),
 		GCInterval:      c.Duration("gc-interval"),
 		GCGrace:         c.Duration("gc-grace"),
+		Scrub:           scrubConfig(c),
 		Log:             log,
 
 		SnapshotThreshold: c.Uint64("raft-snapshot-threshold"),
