@@ -30,7 +30,7 @@ const (
 	defaultScrubInterval = 24 * time.Hour
 	// scrubReadyPoll is how often a due pass asks whether the node is
 	// ready.
-	scrubReadyPoll = 10 * time.Second
+	scrubReadyPoll = 2 * time.Second
 )
 
 // scrubber runs the scrub passes of one node and keeps their report for
@@ -96,6 +96,11 @@ func (sc *scrubber) run(ctx context.Context) {
 		}
 		if !sc.waitReady(ctx) {
 			return
+		}
+		// This pass covers every request made until now (see request).
+		select {
+		case <-sc.trigger:
+		default:
 		}
 		start := time.Now()
 		sc.pass(ctx)
@@ -170,7 +175,8 @@ func (sc *scrubber) pass(ctx context.Context) {
 }
 
 // request asks for a pass now and returns the number of the pass that
-// covers the request: the next one, or the one after the running one.
+// covers the request: the next one to start (the one after the running
+// one, if any).
 func (sc *scrubber) request() int64 {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
