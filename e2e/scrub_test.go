@@ -6,10 +6,12 @@ package e2e
 // are deleted and truncated ones.
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -139,7 +141,7 @@ func TestScrubReadRepair(t *testing.T) {
 			if got := fileSHA(obj); got != sha(data) {
 				t.Fatalf("the copy on %s's disk is not repaired (sha256 %.16s)", x.spec.ID, got)
 			}
-			if after := scrubOf(t, c, x).ReadRepaired; after != before+1 && tc.flip >= 64<<10 {
+			if after := scrubOf(t, c, x).ReadRepaired; after != before+1 {
 				t.Fatalf("read repairs went from %d to %d, want one more", before, after)
 			}
 		})
@@ -261,5 +263,45 @@ func TestScrubPass(t *testing.T) {
 	dx := newDAV(t, x)
 	for p, data := range files {
 		dx.expectFile(p, sha(data), int64(len(data)), "")
+	}
+}
+
+// TestScrubNoGoodCopy damages content on a single node, which has no peer
+// to repair it from: damage in the first block gets 503 before anything
+// is sent; damage further in breaks the response off after the good bytes
+// before the damaged block. Not one corrupt byte reaches the client.
+func TestScrubNoGoodCopy(t *testing.T) {
+	n := startNode(t, embedded)
+	d := newDAV(t, n)
+	small := versionData(800, 5000)
+	large := versionData(801, 3<<20)
+	d.put("/small.bin", small)
+	d.put("/large.bin", large)
+	flipByte(t, objectFile(n, small), 100)
+	const flip = 2<<20 + 5
+	flipByte(t, objectFile(n, large), flip)
+
+	resp, body := d.do(http.MethodGet, "/small.bin", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("GET of corrupt content with no good copy: %d (Retry-After %q) %s; want 503 with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+
+	resp, err := d.hc.Do(d.req(http.MethodGet, "/large.bin", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatalf("GET of a file corrupt in its middle completed (%d bytes, status %d); want a broken transfer", len(got), resp.StatusCode)
+	}
+	good := int64(flip) / (64 << 10) * (64 << 10) // the block holding the damage starts here
+	if int64(len(got)) > good || !bytes.Equal(got, large[:len(got)]) {
+		t.Fatalf("delivered %d bytes (right: %v); want at most the %d good bytes before the damaged block",
+			len(got), bytes.Equal(got, large[:min(len(got), len(large))]), good)
+	}
+	if !strings.Contains(n.logText(), "no good copy of corrupt content") {
+		t.Error("the failed repair was not logged")
 	}
 }

@@ -52,7 +52,8 @@ func (c *Content) Open(ctx context.Context, hash string, size int64) (io.ReadSee
 			}
 			_ = f.Close()
 		}
-		if !errors.Is(err, content.ErrNotFound) && !errors.Is(err, content.ErrCorrupt) {
+		corrupt := errors.Is(err, content.ErrCorrupt)
+		if !errors.Is(err, content.ErrNotFound) && !corrupt {
 			return nil, fmt.Errorf("replication: open content: %w", err)
 		}
 		if attempt > 0 {
@@ -60,12 +61,22 @@ func (c *Content) Open(ctx context.Context, hash string, size int64) (io.ReadSee
 			// local is wrong (a full disk cleaning up, a racing delete).
 			return nil, fmt.Errorf("%w: %s: fetched, but cannot open it: %w", ErrUnavailable, hash, err)
 		}
-		c.log.Info().Str("hash", hash).Err(err).Msg("content not available locally; fetching it from a peer")
+		if corrupt {
+			c.log.Error().Str("hash", hash).Err(err).Msg("read met corrupt content; fetching a good copy from a peer")
+		} else {
+			c.log.Info().Str("hash", hash).Err(err).Msg("content not available locally; fetching it from a peer")
+		}
 		if err := c.fetch(ctx, hash, size, true); err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("replication: fetch content %s: %w", hash, ctx.Err())
 			}
+			if corrupt {
+				c.readUnrepaired.Add(1)
+			}
 			return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, hash, err)
+		}
+		if corrupt {
+			c.readRepaired.Add(1)
 		}
 	}
 }

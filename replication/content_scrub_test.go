@@ -54,6 +54,7 @@ func TestReadRepair(t *testing.T) {
 		{name: "last block", flip: size - 1},
 		{name: "range into the damage", flip: 7 * content.BlockSize, from: 6*content.BlockSize + 10},
 		{name: "no peer has it", flip: 5 * content.BlockSize, noPeer: true, wantErr: true},
+		{name: "first block, no peer has it", flip: 3, noPeer: true, wantErr: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,8 +69,12 @@ func TestReadRepair(t *testing.T) {
 
 			f, err := x.c.Open(ctCtx(t), h, size)
 			if err != nil {
-				// Only a damaged first block is found before the first byte.
+				// Only a damaged first block is found before the first byte
+				// (the caller answers 503).
 				if tc.wantErr && tc.flip < content.BlockSize && errors.Is(err, ErrUnavailable) {
+					if rr := x.c.ReadRepairs(); rr.Unrepaired != 1 {
+						t.Fatalf("read repairs %+v, want 1 unrepaired", rr)
+					}
 					return
 				}
 				t.Fatalf("Open: %v", err)
@@ -98,7 +103,7 @@ func TestReadRepair(t *testing.T) {
 			if !bytes.Equal(x.readLocal(t, h), data) {
 				t.Fatal("local copy not repaired")
 			}
-			if rr := x.c.ReadRepairs(); tc.flip >= content.BlockSize && rr.Repaired != 1 {
+			if rr := x.c.ReadRepairs(); rr.Repaired != 1 || rr.Unrepaired != 0 {
 				t.Fatalf("read repairs %+v, want 1 repaired", rr)
 			}
 		})
