@@ -24,6 +24,23 @@
 // Deletions are not fsynced: a deletion lost in a crash resurrects garbage,
 // which the next Collect removes again.
 //
+// # Verification
+//
+// No read returns a byte that was not checked first. Every object over one
+// 64 KiB block has a sidecar under dir/sums/ with the CRC-32C of each
+// block, written with the object by uploads and downloads; File reads the
+// whole block holding a position, checks it (objects of one block against
+// their SHA-256 name), and serves from it, so Range requests and ReadAt
+// are checked as well as full reads. Per-block CRC-32C rather than a
+// per-block SHA-256 or a Merkle tree: it runs at memory speed, guards
+// against what damages bytes at rest, and the SHA-256 name stays the
+// ground truth that every transfer and every Check re-computes. A block
+// that fails its sum gets the whole object re-hashed before anything is
+// quarantined, because the sidecar may be the damaged part. Objects
+// without a sidecar (stored before block sums) keep the older check, at
+// the end of a full sequential read, until Check writes their sums. See
+// sums.go for the format and the reasoning, and Check for the scrub.
+//
 // # Hashes are the only names
 //
 // Every entry point validates the hash strictly (64 characters of [0-9a-f])

@@ -173,9 +173,20 @@ func (m *summer) discard() {
 	m.f = nil
 }
 
-// sidecar is an open sidecar file.
+// sumsPage is how many sums a sidecar reads at once: one page of the
+// sidecar, the sums of 64 MiB of object.
+const sumsPage = 1024
+
+// sidecar is an open sidecar file. It keeps the last page of sums it
+// read, so a sequential read costs one sidecar read per 64 MiB rather
+// than one per block. It is safe for concurrent use (File.ReadAt).
 type sidecar struct {
-	f *os.File
+	f      *os.File
+	blocks int64
+
+	mu   sync.Mutex
+	page int64 // the page buf holds; -1 for none
+	buf  [sumsPage * 4]byte
 }
 
 // openSums opens the sidecar of the object h of size bytes. It returns a
@@ -210,16 +221,24 @@ func (s *Store) openSums(h string, size int64) (*sidecar, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s: block sums do not describe %d bytes in blocks of %d", ErrCorrupt, h, size, BlockSize)
 	}
-	return &sidecar{f: f}, nil
+	return &sidecar{f: f, blocks: numBlocks(size), page: -1}, nil
 }
 
 // sum returns the CRC-32C of block k.
 func (sc *sidecar) sum(k int64) (uint32, error) {
-	var b [4]byte
-	if _, err := sc.f.ReadAt(b[:], k*4); err != nil {
-		return 0, fmt.Errorf("content: read block sum %d: %w", k, err)
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	page := k / sumsPage
+	if sc.page != page {
+		sc.page = -1
+		n := min(sumsPage, sc.blocks-page*sumsPage) * 4
+		if _, err := sc.f.ReadAt(sc.buf[:n], page*sumsPage*4); err != nil {
+			return 0, fmt.Errorf("content: read block sums %d-%d: %w", page*sumsPage, page*sumsPage+n/4-1, err)
+		}
+		sc.page = page
 	}
-	return binary.BigEndian.Uint32(b[:]), nil
+	i := (k - page*sumsPage) * 4
+	return binary.BigEndian.Uint32(sc.buf[i : i+4]), nil
 }
 
 func (sc *sidecar) close() {
