@@ -47,7 +47,10 @@ import (
 // Writers (uploads and downloads from peers) compute the sums as the bytes
 // pass and rename the sidecar into place just before the object, under the
 // same lock, so an object written by this version never exists without
-// its sums. Objects stored by earlier versions, or whose sidecar was lost,
+// its sums. Deleting or quarantining an object deletes its sidecar under
+// that lock too. A sidecar can only outlive its object through a crash
+// between the two renames or an object file removed by hand; it is a few
+// bytes, and right for any later copy of that hash, which replaces it. Objects stored by earlier versions, or whose sidecar was lost,
 // keep the old check (SHA-256 at the end of a sequential read) until Check
 // (the scrubber) re-hashes them and writes their sidecar.
 //
