@@ -118,8 +118,7 @@ func printStatus(w io.Writer, st cluster.Status) error {
 	for _, note := range notes {
 		fmt.Fprintln(w, "  "+note)
 	}
-	fmt.Fprintln(w)
-	printScrub(w, st.Nodes)
+	printScrub(w, st.Nodes, true)
 	return nil
 }
 

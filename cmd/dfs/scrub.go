@@ -89,7 +89,7 @@ func runClusterScrub(c *cli.Context) error {
 				errs = append(errs, err)
 				continue
 			}
-			printScrub(c.App.Writer, []cluster.NodeStatus{{ID: info.ID, URL: u, Scrub: info.Scrub}})
+			printScrub(c.App.Writer, []cluster.NodeStatus{{ID: info.ID, URL: u, Scrub: info.Scrub}}, false)
 		}
 	}
 	return errors.Join(errs...)
@@ -112,8 +112,10 @@ func waitScrub(ctx context.Context, client *cluster.Client, u string, target int
 	}
 }
 
-// printScrub prints the scrub report of the nodes that have one.
-func printScrub(w io.Writer, nodes []cluster.NodeStatus) {
+// printScrub prints the scrub report of the nodes that have one, after a
+// blank line if gap is set; nothing if none has one (nodes that predate
+// scrubbing).
+func printScrub(w io.Writer, nodes []cluster.NodeStatus, gap bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	header := false
 	for _, n := range nodes {
@@ -122,6 +124,9 @@ func printScrub(w io.Writer, nodes []cluster.NodeStatus) {
 			continue
 		}
 		if !header {
+			if gap {
+				fmt.Fprintln(tw)
+			}
 			fmt.Fprintln(tw, "ID\tSCRUB\tLAST PASS\tCHECKED\tCORRUPT\tMISSING\tREPAIRED\tUNREPAIRED\tREAD REPAIRS")
 			header = true
 		}
