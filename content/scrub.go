@@ -59,13 +59,25 @@ func (s *Store) Check(ctx context.Context, h string, throttle func(ctx context.C
 	}
 	defer old.close()
 	sumsOK := old != nil
-	m := summer{dir: s.tmp}
+	// While the sums match the sidecar, nothing is written; at the first
+	// mismatch the new sidecar starts with the sums that matched.
+	m := summer{dir: s.tmp, dry: sumsOK}
 	defer m.discard()
 	m.onBlock = func(k int64, sum uint32) {
-		if sumsOK {
-			if want, err := old.sum(k); err != nil || want != sum {
-				sumsOK = false
+		if !sumsOK {
+			return
+		}
+		if want, err := old.sum(k); err == nil && want == sum {
+			return
+		}
+		sumsOK, m.dry = false, false
+		for j := range k {
+			want, err := old.sum(j)
+			if err != nil {
+				m.err = err
+				return
 			}
+			m.put(want)
 		}
 	}
 

@@ -94,6 +94,9 @@ type summer struct {
 	// onBlock, if set, sees every block's sum (Check compares them with
 	// the sidecar on disk).
 	onBlock func(k int64, sum uint32)
+	// dry computes sums without writing them: Check, while they match
+	// the sidecar on disk, need not write a new one.
+	dry bool
 }
 
 // write adds p to the sums.
@@ -116,6 +119,14 @@ func (m *summer) emit() {
 		m.onBlock(m.k, m.crc)
 	}
 	m.k++
+	if !m.dry {
+		m.put(m.crc)
+	}
+	m.crc, m.fill = 0, 0
+}
+
+// put appends one sum to the temp file, creating it first.
+func (m *summer) put(sum uint32) {
 	if m.err == nil && m.f == nil {
 		m.f, m.err = os.CreateTemp(m.dir, "sums-*")
 		if m.err == nil {
@@ -123,9 +134,8 @@ func (m *summer) emit() {
 		}
 	}
 	if m.err == nil {
-		m.err = binary.Write(m.w, binary.BigEndian, m.crc)
+		m.err = binary.Write(m.w, binary.BigEndian, sum)
 	}
-	m.crc, m.fill = 0, 0
 }
 
 // finish writes the last sum and the trailer and closes the temp file. It
@@ -137,6 +147,9 @@ func (m *summer) finish() (string, error) {
 	}
 	if m.fill > 0 {
 		m.emit()
+	}
+	if m.dry {
+		return "", nil
 	}
 	if m.err == nil {
 		var t [trailerSize]byte
