@@ -222,22 +222,36 @@ func (s *Store) openSums(h string, size int64) (*sidecar, error) {
 		f.Close()
 		return nil, fmt.Errorf("content: stat block sums of %s: %w", h, err)
 	}
-	var t [trailerSize]byte
-	if fi.Size() < trailerSize {
+	blocks := numBlocks(size)
+	if fi.Size() != blocks*4+trailerSize {
 		f.Close()
-		return nil, fmt.Errorf("%w: %s: block sums file of %d bytes", ErrCorrupt, h, fi.Size())
+		return nil, fmt.Errorf("%w: %s: block sums file of %d bytes, an object of %d bytes needs %d",
+			ErrCorrupt, h, fi.Size(), size, blocks*4+trailerSize)
 	}
-	if _, err := f.ReadAt(t[:], fi.Size()-trailerSize); err != nil {
+	sc := &sidecar{f: f, blocks: blocks, page: -1}
+	// The sidecar of an object up to 64 MiB fits one page: read it all at
+	// once, trailer included, so that checking a Range request costs one
+	// sidecar read.
+	var t [trailerSize]byte
+	if blocks <= sumsPage {
+		var all [sumsPage*4 + trailerSize]byte
+		if _, err := f.ReadAt(all[:fi.Size()], 0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("content: read block sums of %s: %w", h, err)
+		}
+		copy(sc.buf[:], all[:blocks*4])
+		copy(t[:], all[blocks*4:fi.Size()])
+		sc.page = 0
+	} else if _, err := f.ReadAt(t[:], fi.Size()-trailerSize); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("content: read block sums of %s: %w", h, err)
 	}
-	want := numBlocks(size)*4 + trailerSize
 	if string(t[:4]) != sumsMagic || binary.BigEndian.Uint32(t[4:8]) != BlockSize ||
-		int64(binary.BigEndian.Uint64(t[8:])) != size || fi.Size() != want {
+		int64(binary.BigEndian.Uint64(t[8:])) != size {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s: block sums do not describe %d bytes in blocks of %d", ErrCorrupt, h, size, BlockSize)
 	}
-	return &sidecar{f: f, blocks: numBlocks(size), page: -1}, nil
+	return sc, nil
 }
 
 // sum returns the CRC-32C of block k.
