@@ -177,6 +177,10 @@ func TestScrubPass(t *testing.T) {
 	for _, data := range files {
 		waitObject(t, x, data)
 	}
+	// Damage only once the node has applied every entry: an entry applied
+	// after the damage would have catch-up fetch what it finds missing,
+	// before the scrubber could.
+	c.waitApplied(t, c.nodes[c.leader(t)], []*node{x})
 	flipByte(t, objectFile(x, files["/scrub/file-0.bin"]), 1<<20+3)
 	flipByte(t, objectFile(x, files["/scrub/file-3.bin"]), 0)
 	if err := os.Remove(objectFile(x, files["/scrub/file-1.bin"])); err != nil {
