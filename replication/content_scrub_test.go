@@ -110,6 +110,32 @@ func TestReadRepair(t *testing.T) {
 	}
 }
 
+// TestReadRepairLegacy: an object without block sums (stored by an earlier
+// version) is only found corrupt at its end, after its bytes were
+// returned: the read must fail, not complete, and the copy is repaired
+// for the next reader.
+func TestReadRepairLegacy(t *testing.T) {
+	nodes := newCTCluster(t, 2, nil)
+	x, peer := nodes[0], nodes[1]
+	data := randData(t, 3*content.BlockSize+10)
+	h := x.put(t, data)
+	peer.put(t, data)
+	if err := os.Remove(filepath.Join(x.dir, "content", "sums", h[:2], h)); err != nil {
+		t.Fatal(err)
+	}
+	flipAt(t, objectPath(x, h), 100)
+	if _, err := openAll(t, x, h, int64(len(data))); !errors.Is(err, content.ErrCorrupt) {
+		t.Fatalf("reading a corrupt object without sums: %v, want ErrCorrupt", err)
+	}
+	if rr := x.c.ReadRepairs(); rr.Repaired != 1 {
+		t.Fatalf("read repairs %+v, want 1 repaired", rr)
+	}
+	got, err := openAll(t, x, h, int64(len(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("next read: %v", err)
+	}
+}
+
 // TestReadRepairOverHTTP serves the healing reader with http.ServeContent,
 // as WebDAV does, and checks what a client receives.
 func TestReadRepairOverHTTP(t *testing.T) {
