@@ -352,6 +352,7 @@ func (c *Cluster) nodeInfo(ctx context.Context) (NodeInfo, error) {
 		CommitIndex:    st.CommitIndex,
 		AppliedIndex:   st.AppliedIndex,
 		ContentBacklog: c.contentBacklog(),
+		Scrub:          c.scrubStatus(),
 	}, nil
 }
 

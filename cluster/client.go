@@ -9,8 +9,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/dfs-project/dfs/internal/clusterauth"
+	"github.com/dfs-project/dfs/replication"
 )
 
 // ForwardedByHeader marks a request one node forwarded to the node it took
@@ -77,6 +79,44 @@ type NodeInfo struct {
 	CommitIndex    uint64  `json:"commit_index"`
 	AppliedIndex   uint64  `json:"applied_index"`
 	ContentBacklog Backlog `json:"content_backlog"`
+	// Scrub is the node's content scrub report; absent from nodes that
+	// predate it.
+	Scrub *ScrubStatus `json:"scrub,omitempty"`
+}
+
+// ScrubStatus is a node's content scrub report (see docs/scrub.md).
+type ScrubStatus struct {
+	// Enabled is false when the node runs no scrub passes (--scrub-rate 0).
+	Enabled bool `json:"enabled"`
+	// Rate is the scrub's cap in bytes per second.
+	Rate int64 `json:"rate"`
+	// Running is whether a pass is running now.
+	Running bool `json:"running"`
+	// Passes counts the passes completed since the node started.
+	Passes int64 `json:"passes"`
+	// LastStart and LastEnd bound the last completed pass.
+	LastStart time.Time `json:"last_start,omitzero"`
+	LastEnd   time.Time `json:"last_end,omitzero"`
+	// LastError is why the last pass stopped early, if it did.
+	LastError string `json:"last_error,omitempty"`
+	// Last is what the last completed pass found and did.
+	Last replication.ScrubStats `json:"last"`
+	// Current is the running pass so far.
+	Current *replication.ScrubStats `json:"current,omitempty"`
+	// Total adds up every pass since the node started, the running one
+	// included.
+	Total replication.ScrubStats `json:"total"`
+	// ReadRepaired and ReadUnrepaired count corrupt content that reads
+	// met since start: fetched again from a peer, or not.
+	ReadRepaired   int64 `json:"read_repaired"`
+	ReadUnrepaired int64 `json:"read_unrepaired"`
+}
+
+// ScrubResponse is the answer to POST /cluster/scrub.
+type ScrubResponse struct {
+	// UntilPass is the pass that covers the request: it is done once the
+	// node's Scrub.Passes reaches it.
+	UntilPass int64 `json:"until_pass"`
 }
 
 // NodeStatus is one node in GET /cluster/status.
@@ -89,9 +129,10 @@ type NodeStatus struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	// Lag is the leader's applied index minus this node's; null when
 	// either is unknown.
-	Lag            *uint64 `json:"lag"`
-	ContentBacklog Backlog `json:"content_backlog"`
-	RaftAddr       string  `json:"raft_addr"`
+	Lag            *uint64      `json:"lag"`
+	ContentBacklog Backlog      `json:"content_backlog"`
+	Scrub          *ScrubStatus `json:"scrub,omitempty"`
+	RaftAddr       string       `json:"raft_addr"`
 	// Voter is whether the node votes in Raft; false for an entry only
 	// the member table holds.
 	Voter bool   `json:"voter"`
@@ -194,6 +235,14 @@ func (c *Client) Node(ctx context.Context, base string) (NodeInfo, error) {
 func (c *Client) Status(ctx context.Context, base string) (Status, error) {
 	var out Status
 	err := c.call(ctx, http.MethodGet, base, "/cluster/status", nil, &out, false)
+	return out, err
+}
+
+// Scrub asks the node at base to start a content scrub pass now (it
+// needs the cluster secret).
+func (c *Client) Scrub(ctx context.Context, base string) (ScrubResponse, error) {
+	var out ScrubResponse
+	err := c.call(ctx, http.MethodPost, base, "/cluster/scrub", nil, &out, false)
 	return out, err
 }
 

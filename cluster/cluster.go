@@ -21,7 +21,7 @@
 //	GET  /cluster/bootstrap-info  {id, raft_addr, url, has_state, leader}, for --bootstrap-expect
 //	GET  /cluster/digest          this node's namespace and content digests (?deep=1, ?min-index=N); see Verify
 //	GET  /cluster/digest/entries  NDJSON: the entries the namespace digest hashes (?index=N)
-//	GET  /cluster/node            public: this node's own id, role, applied index, content backlog
+//	GET  /cluster/node            public: this node's own id, role, applied index, content backlog, scrub report
 //	GET  /cluster/status          public: the whole cluster as this node sees it
 package cluster
 
@@ -122,6 +122,8 @@ type Config struct {
 	// Digest is the state GET /cluster/digest reads (replica
 	// verification); without it those endpoints are not served.
 	Digest DigestSource
+	// Scrub reports the node's content scrub in status; nil reports none.
+	Scrub func() *ScrubStatus
 
 	Log zerolog.Logger
 }

@@ -54,6 +54,7 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 			ns.Role = strings.ToLower(st.Role)
 			ns.AppliedIndex = st.AppliedIndex
 			ns.ContentBacklog = c.contentBacklog()
+			ns.Scrub = c.scrubStatus()
 			continue
 		}
 		if ns.URL == "" {
@@ -71,6 +72,7 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 				return
 			}
 			ns.Role, ns.AppliedIndex, ns.ContentBacklog = info.Role, info.AppliedIndex, info.ContentBacklog
+			ns.Scrub = info.Scrub
 		}()
 	}
 	wg.Wait()
@@ -89,4 +91,11 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	return out, nil
+}
+
+func (c *Cluster) scrubStatus() *ScrubStatus {
+	if c.cfg.Scrub == nil {
+		return nil
+	}
+	return c.cfg.Scrub()
 }

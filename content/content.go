@@ -6,6 +6,7 @@
 //
 //	dir/LOCK               flock(2)ed while a Store is open: one owner per dir
 //	dir/objects/ab/abcd…   one complete object, named by its full hash
+//	dir/sums/ab/abcd…      its block sums, for objects over one block (see sums.go)
 //	dir/tmp/               uploads in progress (same filesystem as objects/)
 //	dir/partial/<hash>     resumable downloads from peers (see Download)
 //	dir/corrupt/           objects that failed verification, kept for forensics
@@ -22,6 +23,23 @@
 // only after all of its bytes hash to its name.
 // Deletions are not fsynced: a deletion lost in a crash resurrects garbage,
 // which the next Collect removes again.
+//
+// # Verification
+//
+// No read returns a byte that was not checked first. Every object over one
+// 64 KiB block has a sidecar under dir/sums/ with the CRC-32C of each
+// block, written with the object by uploads and downloads; File reads the
+// whole block holding a position, checks it (objects of one block against
+// their SHA-256 name), and serves from it, so Range requests and ReadAt
+// are checked as well as full reads. Per-block CRC-32C rather than a
+// per-block SHA-256 or a Merkle tree: it runs at memory speed, guards
+// against what damages bytes at rest, and the SHA-256 name stays the
+// ground truth that every transfer and every Check re-computes. A block
+// that fails its sum gets the whole object re-hashed before anything is
+// quarantined, because the sidecar may be the damaged part. Objects
+// without a sidecar (stored before block sums) keep the older check, at
+// the end of a full sequential read, until Check writes their sums. See
+// sums.go for the format and the reasoning, and Check for the scrub.
 //
 // # Hashes are the only names
 //
@@ -90,6 +108,7 @@ type Blob struct {
 type Store struct {
 	dir     string
 	objects string
+	sums    string
 	tmp     string
 	partial string
 	corrupt string
@@ -120,6 +139,7 @@ func Open(dir string, log zerolog.Logger) (*Store, error) {
 	s := &Store{
 		dir:       dir,
 		objects:   filepath.Join(dir, "objects"),
+		sums:      filepath.Join(dir, "sums"),
 		tmp:       filepath.Join(dir, "tmp"),
 		partial:   filepath.Join(dir, "partial"),
 		corrupt:   filepath.Join(dir, "corrupt"),
@@ -128,7 +148,7 @@ func Open(dir string, log zerolog.Logger) (*Store, error) {
 		deleting:  make(map[string]*deletion),
 		downloads: make(map[string]bool),
 	}
-	for _, d := range []string{s.objects, s.tmp, s.partial, s.corrupt} {
+	for _, d := range []string{s.objects, s.sums, s.tmp, s.partial, s.corrupt} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("content: create %s: %w", d, err)
 		}
@@ -160,8 +180,10 @@ func (s *Store) init() error {
 		s.log.Info().Str("file", e.Name()).Msg("removed leftover temp file")
 	}
 	for i := 0; i < 256; i++ {
-		if err := os.Mkdir(filepath.Join(s.objects, fmt.Sprintf("%02x", i)), 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("content: create fan-out directory: %w", err)
+		for _, d := range []string{s.objects, s.sums} {
+			if err := os.Mkdir(filepath.Join(d, fmt.Sprintf("%02x", i)), 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("content: create fan-out directory: %w", err)
+			}
 		}
 	}
 	// Make the directories themselves durable before any object is

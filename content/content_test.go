@@ -443,40 +443,6 @@ func TestCommitReplacesObjectOfWrongSize(t *testing.T) {
 	}
 }
 
-// TestPartialReadsNotVerified documents that Range-style reads cannot be
-// verified, and that a seek back to 0 re-arms verification.
-func TestPartialReadsNotVerified(t *testing.T) {
-	s := newStore(t)
-	data := randBytes(t, 100_000)
-	blob := put(t, s, data)
-	corrupt(t, s, blob.Hash, flipByte(0))
-	f, err := s.Open(blob.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Seek(10, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := io.ReadAll(f); err != nil || !bytes.Equal(got, data[10:]) {
-		t.Fatalf("range read: %d bytes, %v", len(got), err)
-	}
-	if _, err := f.ReadAt(make([]byte, 100), 0); err != nil {
-		t.Fatalf("ReadAt: %v", err)
-	}
-	// Seeking to the current position keeps verification off...
-	if _, err := f.Seek(0, io.SeekCurrent); err != nil {
-		t.Fatal(err)
-	}
-	// ...and seeking back to 0 turns it on from scratch.
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadAll(f); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("full read after rewind = %v, want ErrCorrupt", err)
-	}
-}
-
 // TestServeContent checks the property verify-on-read exists for: a full GET
 // of a corrupt object through http.ServeContent never completes.
 func TestServeContent(t *testing.T) {

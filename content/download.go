@@ -50,7 +50,8 @@ func (s *Store) Resume(ctx context.Context, h string) (*Download, error) {
 	s.downloads[h] = true
 	s.mu.Unlock()
 
-	d := &Download{s: s, h: h, path: filepath.Join(s.partial, h), hashingFile: hashingFile{sum: sha256.New()}}
+	d := &Download{s: s, h: h, path: filepath.Join(s.partial, h),
+		hashingFile: hashingFile{sum: sha256.New(), sums: summer{dir: s.tmp}}}
 	f, err := os.OpenFile(d.path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		s.endDownload(h)
@@ -75,12 +76,13 @@ func (s *Store) Resume(ctx context.Context, h string) (*Download, error) {
 	return d, nil
 }
 
-// rehash hashes the bytes already in the partial file and leaves the file
-// offset at their end.
+// rehash hashes the bytes already in the partial file, block sums included
+// (they are not kept with a partial file), and leaves the file offset at
+// their end.
 func (d *Download) rehash(ctx context.Context) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	n, err := io.CopyBuffer(d.sum, ctxReader{ctx: ctx, r: d.f}, *bp)
+	n, err := io.CopyBuffer(io.MultiWriter(d.sum, sumsWriter{&d.sums}), ctxReader{ctx: ctx, r: d.f}, *bp)
 	d.n, d.flushed = n, n
 	if err != nil {
 		return fmt.Errorf("read partial download: %w", err)
@@ -120,6 +122,7 @@ func (d *Download) Restart() error {
 		return d.err
 	}
 	d.sum.Reset()
+	d.sums.reset()
 	d.n, d.flushed, d.err = 0, 0, nil
 	return nil
 }
@@ -164,7 +167,12 @@ func (d *Download) Commit(size int64) (Blob, error) {
 		return Blob{}, fmt.Errorf("content: close partial download: %w", err)
 	}
 	dst := d.s.path(b.Hash)
-	dropTemp, err := d.s.install(d.path, dst, b)
+	sums, err := d.sums.finish()
+	if err != nil {
+		d.remove()
+		return Blob{}, err
+	}
+	dropTemp, err := d.s.install(d.path, dst, b, sums)
 	if dropTemp {
 		if rerr := os.Remove(d.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			d.s.log.Warn().Err(rerr).Str("file", d.path).Msg("cannot remove partial download")
@@ -189,6 +197,7 @@ func (d *Download) Close() error {
 	}
 	d.done = true
 	defer d.s.endDownload(d.h)
+	d.sums.discard() // Resume computes them again
 	if d.err != nil {
 		d.remove() // a failed write leaves an unknown tail
 		return nil
@@ -211,6 +220,7 @@ func (d *Download) Discard() {
 }
 
 func (d *Download) remove() {
+	d.sums.discard()
 	d.f.Close()
 	if err := os.Remove(d.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		d.s.log.Warn().Err(err).Str("file", d.path).Msg("cannot remove partial download")
@@ -273,6 +283,11 @@ func (s *Store) Quarantine(h string, cause error) error {
 	s.quarantine(h, fi, cause)
 	return nil
 }
+
+// sumsWriter feeds a summer as an io.Writer.
+type sumsWriter struct{ m *summer }
+
+func (w sumsWriter) Write(p []byte) (int, error) { w.m.write(p); return len(p), nil }
 
 // hashWrite writes p to f and to sum. For large chunks it hashes
 // concurrently with the write: SHA-256 runs at about the speed of a write

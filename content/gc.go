@@ -122,6 +122,7 @@ func (s *Store) tryDelete(ctx context.Context, refs RefCounter, h string, minAge
 		}
 		return 0, 0, fmt.Errorf("content: remove object %s: %w", h, err)
 	}
+	s.removeSumsLocked(h)
 	s.log.Debug().Str("hash", h).Int64("size", fi.Size()).Msg("object removed")
 	return removed, fi.Size(), nil
 }

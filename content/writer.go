@@ -44,6 +44,7 @@ type Writer struct {
 type hashingFile struct {
 	f       *os.File
 	sum     hash.Hash
+	sums    summer // block sums, for the sidecar
 	n       int64
 	flushed int64 // bytes handed to startWriteback
 	err     error // first write error: a failed write poisons the file
@@ -60,6 +61,7 @@ func (h *hashingFile) write(p []byte, what string) (int, error) {
 		return 0, h.err
 	}
 	n, err := hashWrite(h.f, h.sum, p)
+	h.sums.write(p[:n])
 	h.n += int64(n)
 	if h.n-h.flushed >= writebackChunk {
 		startWriteback(h.f, h.flushed, h.n-h.flushed)
@@ -78,7 +80,7 @@ func (s *Store) NewWriter() (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("content: create temp file: %w", err)
 	}
-	return &Writer{s: s, hashingFile: hashingFile{f: f, sum: sha256.New()}}, nil
+	return &Writer{s: s, hashingFile: hashingFile{f: f, sum: sha256.New(), sums: summer{dir: s.tmp}}}, nil
 }
 
 // Write appends p to the object.
@@ -98,6 +100,7 @@ func (w *Writer) Abort() {
 }
 
 func (w *Writer) discard() {
+	w.sums.discard()
 	name := w.f.Name()
 	w.f.Close()
 	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -137,8 +140,13 @@ func (w *Writer) Commit() (Blob, error) {
 	}
 	tmp := w.f.Name()
 	dst := w.s.path(b.Hash)
+	sums, err := w.sums.finish()
+	if err != nil {
+		w.discard()
+		return Blob{}, err
+	}
 
-	dropTemp, err := w.s.install(tmp, dst, b)
+	dropTemp, err := w.s.install(tmp, dst, b, sums)
 	if dropTemp {
 		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			w.s.log.Warn().Err(rerr).Str("file", tmp).Msg("cannot remove temp file")
@@ -160,11 +168,20 @@ func (w *Writer) Commit() (Blob, error) {
 
 // install puts the fsynced temp file tmp in place as dst and pins the hash,
 // under s.mu so that no deletion can slip between the two: once install
-// returns, the object is present and pinned. It reports whether the temp
-// file is left over and must be removed.
-func (s *Store) install(tmp, dst string, b Blob) (dropTemp bool, err error) {
+// returns, the object is present and pinned. The block sums in the temp
+// file sums ("" for none) go in first, so that the object never appears
+// without them; they also replace the sums of an object that is already
+// there (sums depend only on the hash, and these were computed from bytes
+// known good). It reports whether the temp file is left over and must be
+// removed.
+func (s *Store) install(tmp, dst string, b Blob, sums string) (dropTemp bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if sums != "" {
+		if err := s.installSumsLocked(sums, b.Hash); err != nil {
+			return true, err
+		}
+	}
 	fi, err := os.Lstat(dst)
 	switch {
 	case err == nil && fi.Mode().IsRegular() && fi.Size() == b.Size:
@@ -184,21 +201,26 @@ func (s *Store) install(tmp, dst string, b Blob) (dropTemp bool, err error) {
 		s.log.Error().Str("hash", b.Hash).Int64("size", b.Size).Int64("found_size", fi.Size()).
 			Str("mode", fi.Mode().String()).Msg("replacing corrupt object with fresh upload")
 	case !errors.Is(err, fs.ErrNotExist):
+		s.removeSumsLocked(b.Hash)
 		return true, fmt.Errorf("content: stat object %s: %w", b.Hash, err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
+			s.removeSumsLocked(b.Hash)
 			return true, fmt.Errorf("content: rename temp file to object %s: %w", b.Hash, err)
 		}
 		// The fan-out directory is gone (Open creates all of them, so
 		// someone removed it): create it durably and retry once.
 		if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+			s.removeSumsLocked(b.Hash)
 			return true, fmt.Errorf("content: create fan-out directory: %w", err)
 		}
 		if err := syncDir(s.objects); err != nil {
+			s.removeSumsLocked(b.Hash)
 			return true, err
 		}
 		if err := os.Rename(tmp, dst); err != nil {
+			s.removeSumsLocked(b.Hash)
 			return true, fmt.Errorf("content: rename temp file to object %s: %w", b.Hash, err)
 		}
 	}

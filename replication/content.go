@@ -42,6 +42,12 @@ import (
 //     committed entry that references new content), and fetches it in the
 //     background with bounded concurrency and an optional bandwidth cap.
 //     Until it has, reads of that content fetch it on demand.
+//   - Read repair (Open): the reader Open returns never returns a corrupt
+//     byte; when the local copy turns out corrupt mid-read, it fetches a
+//     good copy and carries on (content_heal.go).
+//   - Scrub (Scrub): a pass re-hashes every local object and walks the
+//     namespace, and fetches corrupt or missing content again
+//     (content_scrub.go); package server runs the passes.
 //
 // Every internal call carries the cluster secret (package clusterauth).
 
@@ -254,6 +260,8 @@ type Content struct {
 	flights  map[string]*fetchCall
 
 	q pendingQueue
+
+	readRepairCounters
 }
 
 // NewContent returns a replicator. It does no I/O; call Run to start the

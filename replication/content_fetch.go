@@ -29,15 +29,14 @@ var (
 
 // Open opens content by hash for reading; size is the size the metadata
 // records. Content that is missing here, or found corrupt (wrong size,
-// quarantined by an earlier read), is first fetched from a peer, once for
-// all concurrent readers of the same hash. If no peer can provide it the
-// error wraps ErrUnavailable: the caller answers 503, never 404 and never
-// a partial body.
+// quarantined by an earlier read, a bad first block), is first fetched
+// from a peer, once for all concurrent readers of the same hash. If no
+// peer can provide it the error wraps ErrUnavailable: the caller answers
+// 503, never 404 and never a partial body.
 //
-// Corruption that only a full read can reveal (a flipped bit) is caught by
-// the returned reader itself (content.File verifies while it is read from
-// the start): its last Read fails instead of completing a corrupt body, the
-// object is quarantined, and the next Open fetches a good copy.
+// Corruption found later, while the returned reader is read (content.File
+// checks every block before it returns a byte of it), is repaired on the
+// fly: see healingReader. The reader never returns a corrupt byte.
 func (c *Content) Open(ctx context.Context, hash string, size int64) (io.ReadSeekCloser, error) {
 	if !content.ValidHash(hash) {
 		return nil, fmt.Errorf("replication: open content: %w: %.80q", content.ErrInvalidHash, hash)
@@ -45,9 +44,16 @@ func (c *Content) Open(ctx context.Context, hash string, size int64) (io.ReadSee
 	for attempt := 0; ; attempt++ {
 		f, err := c.openLocal(hash, size)
 		if err == nil {
-			return f, nil
+			// Check the first block now: if it is bad, a good copy can
+			// still be fetched, or 503 answered, before a status line.
+			err = f.Prime()
+			if err == nil {
+				return &healingReader{c: c, ctx: ctx, hash: hash, size: size, f: f}, nil
+			}
+			_ = f.Close()
 		}
-		if !errors.Is(err, content.ErrNotFound) && !errors.Is(err, content.ErrCorrupt) {
+		corrupt := errors.Is(err, content.ErrCorrupt)
+		if !errors.Is(err, content.ErrNotFound) && !corrupt {
 			return nil, fmt.Errorf("replication: open content: %w", err)
 		}
 		if attempt > 0 {
@@ -55,12 +61,22 @@ func (c *Content) Open(ctx context.Context, hash string, size int64) (io.ReadSee
 			// local is wrong (a full disk cleaning up, a racing delete).
 			return nil, fmt.Errorf("%w: %s: fetched, but cannot open it: %w", ErrUnavailable, hash, err)
 		}
-		c.log.Info().Str("hash", hash).Err(err).Msg("content not available locally; fetching it from a peer")
+		if corrupt {
+			c.log.Error().Str("hash", hash).Err(err).Msg("read met corrupt content; fetching a good copy from a peer")
+		} else {
+			c.log.Info().Str("hash", hash).Err(err).Msg("content not available locally; fetching it from a peer")
+		}
 		if err := c.fetch(ctx, hash, size, true); err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("replication: fetch content %s: %w", hash, ctx.Err())
 			}
+			if corrupt {
+				c.readUnrepaired.Add(1)
+			}
 			return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, hash, err)
+		}
+		if corrupt {
+			c.readRepaired.Add(1)
 		}
 	}
 }

@@ -78,11 +78,11 @@ func isBodyReadError(err error) bool {
 	return !errors.As(err, &pe)
 }
 
-// handleFetch serves an object to a peer. A full GET is verified while it
-// is sent (content.File): a corrupt object ends the response short, which
-// the fetching peer sees as a broken transfer, and is quarantined, so the
-// retry gets 404 and goes elsewhere. Ranges are not verified here; the
-// fetching peer verifies the whole object before it keeps it.
+// handleFetch serves an object to a peer. Every block is checked before
+// it is sent (content.File): a corrupt object ends the response short,
+// which the fetching peer sees as a broken transfer, and is quarantined,
+// so the retry gets 404 and goes elsewhere. The fetching peer verifies the
+// whole object's SHA-256 before it keeps it in any case.
 func (c *Content) handleFetch(w http.ResponseWriter, r *http.Request) {
 	h := r.PathValue("hash")
 	if !content.ValidHash(h) {

@@ -50,6 +50,7 @@ func newMetrics(s *Server) *metrics {
 		m.requests,
 		m.duration,
 		nodeCollector{s: s},
+		scrubCollector{sc: s.scrub},
 	)
 	return m
 }

@@ -90,6 +90,8 @@ type Config struct {
 	// Auth is who may use the WebDAV API (package auth); the zero value
 	// leaves it open.
 	Auth auth.Options
+	// Scrub configures the content scrubber; the zero value disables it.
+	Scrub ScrubConfig
 
 	Log zerolog.Logger
 }
@@ -120,6 +122,7 @@ type Server struct {
 	cluster    *cluster.Cluster
 	users      *auth.Users // nil: the WebDAV API is open
 	metrics    *metrics
+	scrub      *scrubber
 	ln         net.Listener
 	httpSrv    *http.Server
 	url        string
@@ -263,6 +266,8 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if ccfg.Backlog == nil {
 		ccfg.Backlog = s.content.Backlog
 	}
+	s.scrub = newScrubber(s, cfg.Scrub)
+	ccfg.Scrub = s.scrub.status
 	s.cluster, err = cluster.New(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -286,6 +291,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.metrics.handler(s))
 	s.cluster.Routes(mux)
+	s.scrub.routes(mux)
 	contentAPI := s.content.Handler()
 	mux.Handle("/cluster/content", contentAPI)
 	mux.Handle("/cluster/content/", contentAPI)
@@ -334,6 +340,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	go s.gcLoop(gcCtx)
 	go s.watchUsers(gcCtx)
 	go s.content.Run(gcCtx)
+	go s.scrub.run(gcCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.httpSrv.Serve(s.ln) }()
 	// Forming a cluster needs the listener serving: peers poll each other.

@@ -36,6 +36,9 @@ func clusterCommand() *cli.Command {
 					"   APPLIED          index of the last log entry the node applied to its metadata\n" +
 					"   LAG              the leader's applied index minus the node's\n" +
 					"   CONTENT BACKLOG  files (and bytes) whose content the node still has to fetch\n" +
+					"Then each node's content scrub: its state, when its last pass ended (and how long\n" +
+					"it took), what that pass checked, found corrupt or missing, repaired from a peer\n" +
+					"or could not repair, and the corrupt content reads met and repaired since start.\n" +
 					"The status endpoint is public: no cluster secret is needed.",
 				Flags: []cli.Flag{addr, timeout,
 					&cli.BoolFlag{Name: "json", Usage: "print the JSON answer as it is"}},
@@ -57,6 +60,7 @@ func clusterCommand() *cli.Command {
 			},
 			leaveCommand(addr, timeout),
 			verifyCommand(addr),
+			scrubCommand(addr, timeout),
 		},
 	}
 }
@@ -115,6 +119,7 @@ func printStatus(w io.Writer, st cluster.Status) error {
 	for _, note := range notes {
 		fmt.Fprintln(w, "  "+note)
 	}
+	printScrub(w, st.Nodes, true)
 	return nil
 }
 

@@ -31,8 +31,17 @@ func TestClusterStatusAndRemove(t *testing.T) {
 		t.Fatalf("dfs cluster status: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("want a summary, a blank line, a header and two rows:\n%s", out)
+	if len(lines) != 9 {
+		t.Fatalf("want a summary, a blank line, a header and two rows, then a blank line, the scrub header and two rows:\n%s", out)
+	}
+	if f := strings.Fields(lines[6]); len(f) < 2 || f[1] != "SCRUB" {
+		t.Errorf("scrub header: %q", lines[6])
+	}
+	for i, n := range nodes {
+		// testcluster nodes run no scrubber.
+		if f := strings.Fields(lines[7+i]); len(f) < 3 || f[0] != n.ID || f[1] != "disabled" || f[2] != "never" {
+			t.Errorf("scrub row for %s: %q", n.ID, lines[7+i])
+		}
 	}
 	if !strings.HasPrefix(lines[0], "leader: "+leader.ID+" ("+leader.URL()+")") {
 		t.Errorf("summary line: %q", lines[0])

@@ -87,8 +87,8 @@ func serverCommand() *cli.Command {
 			"   GET /healthz          the process is alive\n" +
 			"   GET /readyz           200 when the node can serve (stores open, leader known, caught up)\n" +
 			"   GET /cluster/status   JSON: leader, nodes with id, url, role, applied_index, lag, content_backlog\n" +
-			"   GET /metrics          Prometheus metrics: Raft state, content backlog, WebDAV requests by method\n" +
-			"                         and status (no file names), Go runtime and process\n" +
+			"   GET /metrics          Prometheus metrics: Raft state, content backlog, scrub, WebDAV requests by\n" +
+			"                         method and status (no file names), Go runtime and process\n" +
 			"   /cluster/...          the internal API between nodes, authenticated by --cluster-secret\n\n" +
 			"WebDAV requires HTTP Basic authentication with --htpasswd (users: `dfs user add`;\n" +
 			"read-only ones: --read-only-users); without it anyone who reaches the port can read\n" +
@@ -99,6 +99,9 @@ func serverCommand() *cli.Command {
 			"files cluster-wide, and each node keeps the smaller of --min-free-bytes and\n" +
 			"--min-free-percent free on its data volume; writes beyond either get 507.\n" +
 			"PROPFIND answers the RFC 4331 quota-used-bytes and quota-available-bytes.\n\n" +
+			"Stored content is checked on every read and re-hashed in the background at\n" +
+			"--scrub-rate; corrupt or missing content is fetched again from a peer\n" +
+			"(docs/scrub.md; dfs cluster status shows what was found).\n\n" +
 			"The Raft port carries the replication log unauthenticated: never expose it\n" +
 			"outside the cluster's private network.",
 		Flags: []cli.Flag{
@@ -154,6 +157,7 @@ func serverCommand() *cli.Command {
 	cmd.Flags = append(cmd.Flags, kubeFlags()...)
 	cmd.Flags = append(cmd.Flags, authFlags()...)
 	cmd.Flags = append(cmd.Flags, limitsFlags()...)
+	cmd.Flags = append(cmd.Flags, scrubFlags()...)
 	return cmd
 }
 
@@ -189,6 +193,7 @@ func runServer(c *cli.Context) error {
 		GCGrace:         c.Duration("gc-grace"),
 		Auth:            authOptions(c),
 		Limits:          limitsConfig(c),
+		Scrub:           scrubConfig(c),
 		Log:             log,
 
 		SnapshotThreshold: c.Uint64("raft-snapshot-threshold"),
