@@ -23,6 +23,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -37,6 +38,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dfs-project/dfs/internal/clusterauth"
 	"github.com/dfs-project/dfs/metastore"
 	"github.com/dfs-project/dfs/replication"
 )
@@ -87,6 +89,9 @@ type Config struct {
 	// Secret authenticates internal calls both ways. Empty: this node
 	// refuses every internal call and cannot form a multi-node cluster.
 	Secret string
+	// TLS configures calls to other nodes (nil: Go's defaults): the
+	// cluster CA when nodes talk TLS to each other.
+	TLS *tls.Config
 
 	// Join lists HTTP base URLs of existing members (--join).
 	Join []string
@@ -162,6 +167,9 @@ func (c *Config) Validate() error {
 				n, c.BootstrapExpect, c.BootstrapExpect)
 		}
 	}
+	if err := clusterauth.Validate(c.Secret); err != nil {
+		return fmt.Errorf("cluster: --cluster-secret: %w", err)
+	}
 	if (len(c.Join) > 0 || c.BootstrapExpect > 0) && c.Secret == "" {
 		return errors.New("cluster: --join and --bootstrap-expect need --cluster-secret (DFS_CLUSTER_SECRET), the same on every node")
 	}
@@ -235,6 +243,7 @@ func New(cfg Config) (*Cluster, error) {
 		// Internal calls go straight to the peer, never through an HTTP
 		// proxy from the environment.
 		Proxy:                 nil,
+		TLSClientConfig:       cfg.TLS,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: cfg.ProxyHeaderTimeout,

@@ -26,6 +26,7 @@ import (
 	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/internal/tlsutil"
 	"github.com/dfs-project/dfs/metastore"
 	"github.com/dfs-project/dfs/metastore/boltstore"
 	"github.com/dfs-project/dfs/metastore/redisstore"
@@ -53,7 +54,8 @@ type Config struct {
 	BootstrapExpect int
 	Peers           []string
 	// ClusterSecret authenticates internal calls between nodes; required
-	// with Join and BootstrapExpect.
+	// with Join and BootstrapExpect. Several secrets separated by commas
+	// rotate it: the first is sent, any is accepted (package clusterauth).
 	ClusterSecret string
 	// ReadConsistency is "leader" (default) or "local" (cluster.Consistency).
 	ReadConsistency string
@@ -77,6 +79,10 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 	WALSegmentSize    int // bytes per Raft log segment; only whole segments are ever deleted
+
+	// Listen secures (TLS) and bounds (timeouts) the HTTP and Raft
+	// listeners and the calls between nodes.
+	Listen ListenConfig
 
 	MaxXMLBytes int64
 	// GCInterval is how often unreferenced content is swept; GCGrace is how
@@ -113,6 +119,7 @@ type Server struct {
 	cluster    *cluster.Cluster
 	metrics    *metrics
 	ln         net.Listener
+	tls        *tlsutil.Config
 	httpSrv    *http.Server
 	url        string
 
@@ -135,6 +142,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if cfg.GCGrace <= 0 {
 		cfg.GCGrace = time.Hour
 	}
+	cfg.Listen.setDefaults()
 	consistency, err := cluster.ParseConsistency(cfg.ReadConsistency)
 	if err != nil {
 		return nil, fmt.Errorf("server: --read-consistency: %w", err)
@@ -156,6 +164,10 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s = &Server{cfg: cfg, log: cfg.Log.With().Str("node", cfg.ID).Logger()}
+	if err := s.setupTLS(); err != nil {
+		return nil, err
+	}
+	ccfg.TLS = s.internalTLS()
 	// Every failure below returns a nil *Server: close what was opened
 	// through a copy of the pointer.
 	opened := s
@@ -190,7 +202,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.url = cfg.Advertise
 	if s.url == "" {
-		s.url = "http://" + advertisable(s.ln.Addr().String())
+		s.url = s.scheme() + "://" + advertisable(s.ln.Addr().String())
 	}
 	writeAck, err := replication.ParseWriteAck(cfg.WriteAck)
 	if err != nil {
@@ -204,6 +216,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Peers:    s.contentPeers,
 		Quorum:   s.quorum,
 		WriteAck: writeAck,
+		TLS:      s.internalTLS(),
 		Log:      s.log,
 	})
 	if err != nil {
@@ -230,6 +243,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		SnapshotInterval:   cfg.SnapshotInterval,
 		TrailingLogs:       cfg.TrailingLogs,
 		WALSegmentSize:     cfg.WALSegmentSize,
+		Transport:          s.raftTransport(),
 	})
 	if errors.Is(err, replication.ErrNoState) {
 		return nil, fmt.Errorf("server: the data directory %s holds no cluster state, and nothing says how to get some: "+
@@ -269,12 +283,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	contentAPI := s.content.Handler()
 	mux.Handle("/cluster/content", contentAPI)
 	mux.Handle("/cluster/content/", contentAPI)
-	s.httpSrv = &http.Server{
-		Handler:           s.routes(mux, s.cluster.Forward(s.cluster.Consistent(dav))),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          newStdLogger(s.log),
-	}
+	s.httpSrv = s.newHTTPServer(s.routes(mux, s.cluster.Forward(s.cluster.Consistent(dav))))
 	return s, nil
 }
 
@@ -312,7 +321,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	go s.gcLoop(gcCtx)
 	go s.content.Run(gcCtx)
 	errc := make(chan error, 1)
-	go func() { errc <- s.httpSrv.Serve(s.ln) }()
+	go func() { errc <- s.serveHTTP() }()
 	// Forming a cluster needs the listener serving: peers poll each other.
 	s.cluster.Start()
 	select {

@@ -80,8 +80,11 @@ func serverCommand() *cli.Command {
 			"   GET /metrics          Prometheus metrics: Raft state, content backlog, WebDAV requests by method\n" +
 			"                         and status (no file names), Go runtime and process\n" +
 			"   /cluster/...          the internal API between nodes, authenticated by --cluster-secret\n\n" +
-			"The Raft port carries the replication log unauthenticated: never expose it\n" +
-			"outside the cluster's private network.",
+			"HTTPS: --tls-cert and --tls-key (reloaded when the files change). TLS between\n" +
+			"nodes: --cluster-ca with each node's certificate from that CA; without it the\n" +
+			"Raft port carries the replication log unauthenticated: never expose it outside\n" +
+			"the cluster's private network. See docs/security.md for the threat model and\n" +
+			"how to rotate the cluster secret (--cluster-secret-previous) and certificates.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "id", EnvVars: []string{"DFS_ID"}, Required: true,
 				Usage: "this node's unique, stable ID in the cluster (e.g. the pod name)"},
@@ -133,6 +136,7 @@ func serverCommand() *cli.Command {
 		Action: runServer,
 	}
 	cmd.Flags = append(cmd.Flags, kubeFlags()...)
+	cmd.Flags = append(cmd.Flags, tlsFlags()...)
 	return cmd
 }
 
@@ -158,7 +162,7 @@ func runServer(c *cli.Context) error {
 		Join:            c.StringSlice("join"),
 		BootstrapExpect: c.Int("bootstrap-expect"),
 		Peers:           c.StringSlice("peers"),
-		ClusterSecret:   c.String("cluster-secret"),
+		ClusterSecret:   clusterSecret(c),
 		ReadConsistency: c.String("read-consistency"),
 		WriteAck:        c.String("write-ack"),
 		LeaderWait:      c.Duration("leader-wait"),
@@ -166,6 +170,7 @@ func runServer(c *cli.Context) error {
 		MaxXMLBytes:     c.Int64("max-xml-bytes"),
 		GCInterval:      c.Duration("gc-interval"),
 		GCGrace:         c.Duration("gc-grace"),
+		Listen:          listenConfig(c),
 		Log:             log,
 
 		SnapshotThreshold: c.Uint64("raft-snapshot-threshold"),
