@@ -125,13 +125,20 @@ func withIOTimeout(d time.Duration, h http.Handler) http.Handler {
 		rc := http.NewResponseController(w)
 		// The connection may carry the previous request's write deadline.
 		_ = rc.SetWriteDeadline(time.Now().Add(d))
+		var body *progressBody
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &progressBody{ReadCloser: r.Body, rc: rc, d: d}
+			body = &progressBody{ReadCloser: r.Body, rc: rc, d: d}
+			r.Body = body
 		}
 		defer func() {
 			// What the server still writes after the handler (buffered
-			// bytes, the last chunk) gets its own d.
+			// bytes, the last chunk) gets its own d, and so does the
+			// rest of a body the handler left unread, which the server
+			// reads and discards before it answers.
 			_ = rc.SetWriteDeadline(time.Now().Add(d))
+			if body != nil && !body.done && !body.failed {
+				_ = rc.SetReadDeadline(time.Now().Add(d))
+			}
 		}()
 		h.ServeHTTP(&progressWriter{ResponseWriter: w, rc: rc, d: d}, r)
 	})
@@ -140,15 +147,24 @@ func withIOTimeout(d time.Duration, h http.Handler) http.Handler {
 // progressBody pushes the read deadline out before each read of the body.
 type progressBody struct {
 	io.ReadCloser
-	rc *http.ResponseController
-	d  time.Duration
+	rc     *http.ResponseController
+	d      time.Duration
+	done   bool // the body has ended
+	failed bool // a read failed: the deadline stays as it is
 }
 
 func (b *progressBody) Read(p []byte) (int, error) {
 	_ = b.rc.SetReadDeadline(time.Now().Add(b.d))
 	n, err := b.ReadCloser.Read(p)
-	if err != nil {
+	switch {
+	case err == io.EOF:
+		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != nil:
+		// Timeouts do not stick to a connection: clearing the deadline
+		// would let the server's discard of the rest of the body wait
+		// forever on the stalled client.
+		b.failed = true
 	}
 	return n, err
 }
