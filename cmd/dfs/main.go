@@ -84,7 +84,7 @@ func serverCommand() *cli.Command {
 			"nodes: --cluster-ca with each node's certificate from that CA; without it the\n" +
 			"Raft port carries the replication log unauthenticated: never expose it outside\n" +
 			"the cluster's private network. See docs/security.md for the threat model and\n" +
-			"how to rotate the cluster secret (--cluster-secret-previous) and certificates.",
+			"how to rotate the cluster secret (--cluster-secret-accept) and certificates.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "id", EnvVars: []string{"DFS_ID"}, Required: true,
 				Usage: "this node's unique, stable ID in the cluster (e.g. the pod name)"},

@@ -29,9 +29,9 @@ func tlsFlags() []cli.Flag {
 			Usage: "this node's PEM certificate from --cluster-ca, presented on Raft connections and internal calls (default: --tls-cert); reloaded like --tls-cert"},
 		&cli.StringFlag{Name: "cluster-tls-key", EnvVars: []string{"DFS_CLUSTER_TLS_KEY"},
 			Usage: "PEM private key of --cluster-tls-cert (default: --tls-key)"},
-		&cli.StringSliceFlag{Name: "cluster-secret-previous", EnvVars: []string{"DFS_CLUSTER_SECRET_PREVIOUS"},
-			Usage: "cluster secrets still accepted from other nodes while a new --cluster-secret is rolled out (never sent); " +
-				"remove them once every node runs with the new secret"},
+		&cli.StringSliceFlag{Name: "cluster-secret-accept", EnvVars: []string{"DFS_CLUSTER_SECRET_ACCEPT"},
+			Usage: "further cluster secrets accepted from other nodes but never sent (comma-separated or repeated), " +
+				"for rotating --cluster-secret without downtime (docs/security.md); --cluster-secret may also be a comma-separated list, the first one sent"},
 		&cli.DurationFlag{Name: "read-header-timeout", EnvVars: []string{"DFS_READ_HEADER_TIMEOUT"}, Value: 30 * time.Second,
 			Usage: "a client must send a request's headers (and a Raft peer its TLS handshake) within this time, or it is disconnected"},
 		&cli.DurationFlag{Name: "idle-timeout", EnvVars: []string{"DFS_IDLE_TIMEOUT"}, Value: 5 * time.Minute,
@@ -58,10 +58,10 @@ func listenConfig(c *cli.Context) server.ListenConfig {
 	}
 }
 
-// clusterSecret is --cluster-secret followed by --cluster-secret-previous,
+// clusterSecret is --cluster-secret followed by --cluster-secret-accept,
 // the list package clusterauth sends the first of and accepts any of.
 func clusterSecret(c *cli.Context) string {
-	return clusterauth.List(c.String("cluster-secret"), c.StringSlice("cluster-secret-previous")...)
+	return clusterauth.List(c.String("cluster-secret"), c.StringSlice("cluster-secret-accept")...)
 }
 
 // clientTLSFlags are the TLS options of commands that call a node.

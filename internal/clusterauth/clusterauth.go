@@ -8,9 +8,10 @@
 //
 // A secret setting may hold several secrets separated by commas (so a
 // secret itself never contains a comma): a node sends the first and
-// accepts any of them. Rotating without downtime takes two rolling
-// restarts: first every node gets "new,old" (sends new, still accepts old
-// from nodes not restarted yet), then every node gets "new" alone.
+// accepts any of them. A secret changes without a refused call in rolling
+// restarts: first every node accepts the new secret while still sending
+// the old one ("old,new"), then every node sends the new one and still
+// accepts the old ("new,old"), then the old one goes ("new").
 package clusterauth
 
 import (
@@ -23,11 +24,11 @@ import (
 // Header carries the cluster secret on internal requests.
 const Header = "X-Dfs-Cluster-Secret"
 
-// List joins a current secret and previous ones into one secret setting
-// (empty elements are dropped).
-func List(current string, previous ...string) string {
+// List joins the secret to send and further ones to accept into one
+// secret setting (empty elements are dropped).
+func List(send string, accept ...string) string {
 	var parts []string
-	for _, s := range append([]string{current}, previous...) {
+	for _, s := range append([]string{send}, accept...) {
 		for _, p := range strings.Split(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				parts = append(parts, p)
