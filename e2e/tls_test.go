@@ -571,3 +571,67 @@ func TestListenerTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// TestClusterSecretRotation runs a cluster in the middle of a secret
+// rotation: node1 still sends the old secret and accepts the new one,
+// node2 sends the new one and accepts the old. They join, forward writes
+// and push content to each other; a node with neither secret is refused.
+func TestClusterSecretRotation(t *testing.T) {
+	const oldSecret, newSecret = "rotation-old-secret", "rotation-new-secret"
+	hc := &http.Client{Timeout: 10 * time.Second}
+	c := &tcluster{t: t, st: embedded, hc: hc}
+	n1 := launchNode(t, nodeSpec{ID: "node1", DataDir: t.TempDir(), HTTPAddr: freeAddr(t), RaftAddr: freeAddr(t),
+		Extra: []string{"--cluster-secret", oldSecret, "--cluster-secret-accept", newSecret}}, true)
+	c.nodes = append(c.nodes, n1)
+	c.waitReady(t, n1, 30*time.Second)
+	join := strings.TrimSuffix(n1.URL, "/")
+	n2 := launchNode(t, nodeSpec{ID: "node2", DataDir: t.TempDir(), HTTPAddr: freeAddr(t), RaftAddr: freeAddr(t),
+		Extra: []string{"--cluster-secret", newSecret, "--cluster-secret-accept", oldSecret, "--join", join}}, false)
+	c.nodes = append(c.nodes, n2)
+	c.waitReady(t, n2, 30*time.Second)
+	c.waitMembers(t, 2)
+
+	leader := c.nodes[c.leader(t)]
+	follower := n1
+	if leader == n1 {
+		follower = n2
+	}
+	// Forwarded by the follower with its secret, pushed back by the
+	// leader with the other one.
+	req, err := http.NewRequest(http.MethodPut, follower.URL+"rotated.txt", strings.NewReader("both secrets work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT through the follower: %d", resp.StatusCode)
+	}
+	for _, n := range c.nodes {
+		resp, err := hc.Get(n.URL + "rotated.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "both secrets work" {
+			t.Fatalf("%s serves %d %q", n.spec.ID, resp.StatusCode, b)
+		}
+	}
+
+	n3 := launchNode(t, nodeSpec{ID: "node3", DataDir: t.TempDir(), HTTPAddr: freeAddr(t), RaftAddr: freeAddr(t),
+		Extra: []string{"--cluster-secret", "neither-of-them", "--join", join}}, false)
+	if !poll(20*time.Second, func() bool { return strings.Contains(n3.logText(), "403") }) {
+		t.Fatalf("a node with a wrong secret was not refused:\n%s", n3.logText())
+	}
+	st, err := c.status(n1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Nodes) != 2 {
+		t.Fatalf("the node with a wrong secret got in: %+v", st.Nodes)
+	}
+}
