@@ -179,7 +179,8 @@ func (n *Node) CheckPeer(ctx context.Context, addr string) error {
 	// In TLS 1.3 the server checks the client's certificate after the
 	// client has finished: a one-byte read surfaces its verdict (an alert)
 	// or times out quietly when the peer accepted and waits for an RPC.
-	_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	// Joins are rare; a second is a generous wait for the verdict.
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
 	_, err = conn.Read(make([]byte, 1))
 	_ = conn.Close()
 	var ne net.Error
