@@ -413,7 +413,7 @@ func TestTLSForeignNodeCannotJoin(t *testing.T) {
 // moving complete.
 func TestListenerTimeouts(t *testing.T) {
 	const ioTimeout = time.Second
-	n := startNode(t, embedded, "--read-header-timeout", "1s", "--io-timeout", ioTimeout.String())
+	n := startNode(t, embedded, "--read-header-timeout", "1s", "--io-timeout", ioTimeout.String(), "--idle-timeout", "2s")
 	addr := n.spec.HTTPAddr
 
 	// closedWithin reads from conn until the server closes it, failing the
@@ -450,6 +450,15 @@ func TestListenerTimeouts(t *testing.T) {
 			}
 		}()
 		closedWithin(t, conn, 10*time.Second)
+	})
+
+	t.Run("raft connection carries nothing", func(t *testing.T) {
+		conn, err := net.Dial("tcp", n.spec.RaftAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		closedWithin(t, conn, 15*time.Second)
 	})
 
 	t.Run("body stalls", func(t *testing.T) {
