@@ -40,6 +40,11 @@ func (c *TransportConfig) setDefaults() {
 
 func (c *TransportConfig) tls() bool { return c.ServerTLS != nil && c.ClientTLS != nil }
 
+// ErrPeerTLS is wrapped by errors of a Raft TLS handshake the peer or
+// this node refused (a certificate not from the cluster CA, no
+// certificate), as opposed to a peer that could not be reached.
+var ErrPeerTLS = errors.New("raft TLS handshake refused")
+
 var (
 	errNotAdvertisable = errors.New("the Raft address is not advertisable: give --raft-advertise, the host:port other nodes dial")
 	errHalfTLS         = errors.New("the Raft transport needs both a server and a client TLS configuration")
@@ -113,6 +118,9 @@ func (s *streamLayer) dial(ctx context.Context, address string) (net.Conn, error
 	tc := tls.Client(conn, s.cfg.ClientTLS)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = conn.Close()
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", ErrPeerTLS, err)
+		}
 		return nil, fmt.Errorf("raft TLS handshake with %s: %w", address, err)
 	}
 	return tc, nil
@@ -185,7 +193,7 @@ func (n *Node) CheckPeer(ctx context.Context, addr string) error {
 	_ = conn.Close()
 	var ne net.Error
 	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
-		return fmt.Errorf("replication: raft transport at %s refused this node: %w", addr, err)
+		return fmt.Errorf("replication: raft transport at %s refused this node: %w: %w", addr, ErrPeerTLS, err)
 	}
 	return nil
 }
