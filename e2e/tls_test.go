@@ -317,8 +317,21 @@ func TestTLSCluster(t *testing.T) {
 		}
 	}
 
-	// The Raft port: plain TCP bytes get nothing back, and a TLS client
-	// without a certificate from the cluster CA is refused.
+	// dfs cluster status over HTTPS, verified with the CA: the node asks
+	// its peers over internal TLS, so none is unreachable.
+	out, err := exec.Command(dfsBin, "cluster", "status", "--addr", strings.TrimSuffix(follower.URL, "/"), "--ca-cert", p.caFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dfs cluster status --ca-cert: %v\n%s", err, out)
+	}
+	if strings.Count(string(out), "follower") != 2 || strings.Count(string(out), "leader") < 2 || strings.Contains(string(out), "unreachable") {
+		t.Fatalf("dfs cluster status over TLS:\n%s", out)
+	}
+	if out, err := exec.Command(dfsBin, "cluster", "status", "--addr", strings.TrimSuffix(follower.URL, "/")).CombinedOutput(); err == nil {
+		t.Fatalf("dfs cluster status trusted a certificate from an unknown CA:\n%s", out)
+	}
+
+	// The Raft port refuses a TLS client without a certificate, or with a
+	// certificate from another CA.
 	other := newPKI(t, "someone else's CA")
 	ocert, okey, _ := other.issue(t, "intruder")
 	pair, err := tls.LoadX509KeyPair(ocert, okey)
