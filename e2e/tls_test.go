@@ -496,6 +496,21 @@ func TestListenerTimeouts(t *testing.T) {
 		}
 	})
 
+	t.Run("unread body stalls", func(t *testing.T) {
+		// 409 before the body is read (no parent collection); the server
+		// then discards what the client still sends, which never comes.
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "PUT /no/such/parent.bin HTTP/1.1\r\nHost: %s\r\nContent-Length: 1048576\r\n\r\n", addr)
+		if _, err := conn.Write(make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		closedWithin(t, conn, 10*ioTimeout)
+	})
+
 	data := make([]byte, 3<<20)
 	if _, err := rand.Read(data); err != nil {
 		t.Fatal(err)
