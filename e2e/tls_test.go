@@ -207,7 +207,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	// A certificate whose key has not been written yet: the pair does not
 	// match, and the node keeps serving the second certificate.
 	replaceFile(t, cert, third.CertPEM)
-	// The files are looked at on a handshake (at most once a second).
+	// The node looks at the files every second (and on handshakes).
 	if !poll(10*time.Second, func() bool {
 		_, _ = servedSerial(t, p, addr)
 		return strings.Contains(n.logText(), "do not load")

@@ -320,6 +320,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stopGC()
 	go s.gcLoop(gcCtx)
 	go s.content.Run(gcCtx)
+	go s.tls.Watch(gcCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.serveHTTP() }()
 	// Forming a cluster needs the listener serving: peers poll each other.

@@ -18,7 +18,7 @@ import (
 func tlsFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"DFS_TLS_CERT"},
-			Usage: "PEM certificate (chain) to serve HTTPS with on --http-addr; re-read within a second when the file changes (cert-manager rotation), " +
+			Usage: "PEM certificate (chain) to serve HTTPS with on --http-addr; re-read within a second when the files change (cert-manager rotation), " +
 				"a pair that does not load keeps the previous certificate and logs an error; needs --tls-key"},
 		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"DFS_TLS_KEY"},
 			Usage: "PEM private key of --tls-cert"},

@@ -1,10 +1,12 @@
 package tlsutil
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -79,6 +81,21 @@ func New(f Files, interval time.Duration, log zerolog.Logger) (*Config, error) {
 			"(terminate public TLS at the ingress, or use a certificate from the cluster CA): %w", err)
 	}
 	return c, nil
+}
+
+// Watch watches the certificate files (KeyPair.Watch) until ctx ends.
+func (c *Config) Watch(ctx context.Context) {
+	if c == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	if c.listener != nil {
+		wg.Go(func() { c.listener.Watch(ctx) })
+	}
+	if c.node != nil && c.node != c.listener {
+		wg.Go(func() { c.node.Watch(ctx) })
+	}
+	wg.Wait()
 }
 
 // HTTPS reports whether the client listener serves HTTPS.

@@ -7,6 +7,7 @@
 package tlsutil
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -115,6 +116,22 @@ func (kp *KeyPair) Certificate() *tls.Certificate {
 		Msg("TLS certificate reloaded")
 	kp.cert, kp.loaded, kp.failed = cert, st, pairStat{}
 	return cert
+}
+
+// Watch looks at the files every interval until ctx ends, so that a
+// rotation is taken up (or a broken one reported) even while no handshake
+// happens. Handshakes check too; Watch only makes it prompt.
+func (kp *KeyPair) Watch(ctx context.Context) {
+	t := time.NewTicker(max(kp.interval, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			kp.Certificate()
+		}
+	}
 }
 
 // GetCertificate is tls.Config.GetCertificate.

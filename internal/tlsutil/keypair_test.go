@@ -2,13 +2,16 @@ package tlsutil
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -308,4 +311,47 @@ func TestRaftMutualTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeyPairWatch: a rotation is taken up without any handshake.
+func TestKeyPairWatch(t *testing.T) {
+	ca := testpki.NewCA(t, "test CA")
+	a, b := ca.Issue(t, "a"), ca.Issue(t, "b")
+	dir := t.TempDir()
+	cf, kf := a.Write(t, dir)
+	var logs lockedBuffer
+	kp, err := NewKeyPair(cf, kf, 10*time.Millisecond, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { kp.Watch(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	replace(t, kf, b.KeyPEM)
+	replace(t, cf, b.CertPEM)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "TLS certificate reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged by the watcher:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
