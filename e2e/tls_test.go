@@ -9,6 +9,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -548,14 +549,47 @@ func TestListenerTimeouts(t *testing.T) {
 		}
 	})
 
+	// big is larger than what the socket buffers of both ends hold, so
+	// the server's writes block whenever the client does not read.
+	big := make([]byte, 48<<20)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPut, n.URL+"big.bin", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT big.bin: %d", resp.StatusCode)
+	}
+	// smallBuffers dials with a small receive buffer: the server has to
+	// wait for the client's reads.
+	smallBuffers := func(ctx context.Context, network, a string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, a)
+		if err == nil {
+			_ = conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+		}
+		return conn, err
+	}
+
 	t.Run("slow download keeps moving", func(t *testing.T) {
-		resp, err := http.Get(n.URL + "slow.bin")
+		tr := &http.Transport{DialContext: smallBuffers}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Get(n.URL + "big.bin")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		// 1 MiB every 100ms: about 5s in all, every pause well within
+		// the timeout, the server blocked on the client most of the time.
 		var got bytes.Buffer
-		buf := make([]byte, 64<<10)
+		buf := make([]byte, 1<<20)
+		start := time.Now()
 		for {
 			time.Sleep(100 * time.Millisecond)
 			m, err := io.ReadFull(resp.Body, buf)
@@ -567,24 +601,15 @@ func TestListenerTimeouts(t *testing.T) {
 				t.Fatalf("slow download cut after %d bytes: %v", got.Len(), err)
 			}
 		}
-		if !bytes.Equal(got.Bytes(), data) {
-			t.Fatalf("slow download: %d bytes, want the %d uploaded", got.Len(), len(data))
+		if !bytes.Equal(got.Bytes(), big) {
+			t.Fatalf("slow download: %d bytes, want the %d uploaded", got.Len(), len(big))
+		}
+		if took := time.Since(start); took < 3*ioTimeout {
+			t.Fatalf("the download took %s, not longer than the I/O timeout: it proves nothing", took)
 		}
 	})
 
 	t.Run("reader stalls", func(t *testing.T) {
-		// Larger than what the socket buffers of both ends hold, so the
-		// server's writes block while the client does not read.
-		big := make([]byte, 48<<20)
-		req, err := http.NewRequest(http.MethodPut, n.URL+"big.bin", bytes.NewReader(big))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
