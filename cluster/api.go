@@ -164,6 +164,17 @@ func (c *Cluster) join(ctx context.Context, req JoinRequest, forwarded bool) (Jo
 		current = current || (s.ID == req.ID && s.Address == req.RaftAddr && s.Suffrage == "Voter")
 	}
 	if !current {
+		// With TLS between nodes, a node whose certificate the cluster CA
+		// did not sign would become a voter no one can replicate to.
+		if err := c.raft.CheckPeer(ctx, req.RaftAddr); errors.Is(err, replication.ErrPeerTLS) {
+			c.log.Error().Err(err).Str("member", req.ID).Str("raft_addr", req.RaftAddr).
+				Msg("join refused: the node's Raft transport failed mutual TLS with the cluster CA")
+			return out, &apiError{status: http.StatusForbidden,
+				msg: "join refused: the Raft transport at " + req.RaftAddr + " failed mutual TLS with the cluster CA (is its certificate signed by the cluster CA, and does it trust that CA?)", err: err}
+		} else if err != nil {
+			return out, &apiError{status: http.StatusServiceUnavailable,
+				msg: "join: the leader cannot reach the Raft transport at " + req.RaftAddr + " yet", err: err}
+		}
 		// A new voter, or a known one at a new address: raft updates it.
 		if err := c.raft.AddVoter(ctx, req.ID, req.RaftAddr); err != nil {
 			return out, fmt.Errorf("cluster: join %s: %w", req.ID, err)

@@ -27,6 +27,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -41,6 +42,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dfs-project/dfs/internal/clusterauth"
 	"github.com/dfs-project/dfs/metastore"
 	"github.com/dfs-project/dfs/replication"
 )
@@ -91,6 +93,9 @@ type Config struct {
 	// Secret authenticates internal calls both ways. Empty: this node
 	// refuses every internal call and cannot form a multi-node cluster.
 	Secret string
+	// TLS configures calls to other nodes (nil: Go's defaults): the
+	// cluster CA when nodes talk TLS to each other.
+	TLS *tls.Config
 
 	// Join lists HTTP base URLs of existing members (--join).
 	Join []string
@@ -171,6 +176,9 @@ func (c *Config) Validate() error {
 				n, c.BootstrapExpect, c.BootstrapExpect)
 		}
 	}
+	if err := clusterauth.Validate(c.Secret); err != nil {
+		return fmt.Errorf("cluster: --cluster-secret: %w", err)
+	}
 	if (len(c.Join) > 0 || c.BootstrapExpect > 0) && c.Secret == "" {
 		return errors.New("cluster: --join and --bootstrap-expect need --cluster-secret (DFS_CLUSTER_SECRET), the same on every node")
 	}
@@ -244,6 +252,7 @@ func New(cfg Config) (*Cluster, error) {
 		// Internal calls go straight to the peer, never through an HTTP
 		// proxy from the environment.
 		Proxy:                 nil,
+		TLSClientConfig:       cfg.TLS,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: cfg.ProxyHeaderTimeout,

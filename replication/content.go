@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -125,6 +126,9 @@ type ContentConfig struct {
 	// response-header timeouts and no total timeout (transfers of any size
 	// are bounded by IdleTimeout instead).
 	Client *http.Client
+	// TLS configures the default Client's TLS (nil: Go's defaults): the
+	// cluster CA when nodes talk TLS to each other.
+	TLS *tls.Config
 	// Peers returns the other members with their URLs, the leader first
 	// (fetches try them in this order).
 	Peers func(ctx context.Context) ([]Peer, error)
@@ -220,15 +224,17 @@ func (c *ContentConfig) setDefaults() {
 		c.WriteAck = WriteAckMajority
 	}
 	if c.Client == nil {
-		c.Client = defaultClient(c.AckTimeout)
+		c.Client = defaultClient(c.AckTimeout, c.TLS)
 	}
 }
 
 // defaultClient has no total timeout: a push or fetch of a large file takes
 // as long as it takes. Stalls are caught by the dial and header timeouts,
 // the push's stall detection and the fetch's idle watchdog.
-func defaultClient(headerTimeout time.Duration) *http.Client {
+func defaultClient(headerTimeout time.Duration, tlsConf *tls.Config) *http.Client {
 	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     tlsConf,
+		TLSHandshakeTimeout: 5 * time.Second,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     90 * time.Second,

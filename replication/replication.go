@@ -1,7 +1,8 @@
 // Package replication owns a dfs node's membership in the Raft group: the
 // hashicorp/raft instance, its log, stable and snapshot stores, its TCP
-// transport, and the leader-side duties that keep the namespace healthy
-// (creating the root, expiring locks). Mutations enter the cluster through
+// transport (mutual TLS with the cluster CA when configured, see
+// TransportConfig), and the leader-side duties that keep the namespace
+// healthy (creating the root, expiring locks). Mutations enter the cluster through
 // Node.Propose on the leader; every node's fsm.FSM applies them.
 //
 // # Storage
@@ -85,6 +86,9 @@ type Config struct {
 	ApplyTimeout       time.Duration // upper bound of one Propose, default 10s
 	LockExpiryInterval time.Duration // how often the leader expires locks, default 5s
 	WALSegmentSize     int           // bytes per raft-wal segment file, default raft-wal's 64 MiB
+
+	// Transport secures (TLS) and bounds (timeouts) the Raft connections.
+	Transport TransportConfig
 }
 
 func (c *Config) setDefaults() {
@@ -120,6 +124,7 @@ type Node struct {
 	wal     *raftwal.WAL
 	walMeta *metadb.BoltMetaDB
 	trans   *raft.NetworkTransport
+	stream  *streamLayer
 
 	observersMu sync.Mutex
 	observers   []func(leader bool) // OnLeadership
@@ -183,10 +188,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		advertise = a
 	}
-	n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 3, 10*time.Second, hlog.Named("transport"))
+	n.stream, err = newStreamLayer(cfg.RaftAddr, advertise, cfg.Transport)
 	if err != nil {
 		return fail(fmt.Errorf("replication: raft transport on %s: %w", cfg.RaftAddr, err))
 	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.stream,
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  hlog.Named("transport"),
+	})
 
 	notify := make(chan bool, 1)
 	rc := raft.DefaultConfig()

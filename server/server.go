@@ -27,6 +27,7 @@ import (
 	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/internal/tlsutil"
 	"github.com/dfs-project/dfs/metastore"
 	"github.com/dfs-project/dfs/metastore/boltstore"
 	"github.com/dfs-project/dfs/metastore/redisstore"
@@ -54,7 +55,8 @@ type Config struct {
 	BootstrapExpect int
 	Peers           []string
 	// ClusterSecret authenticates internal calls between nodes; required
-	// with Join and BootstrapExpect.
+	// with Join and BootstrapExpect. Several secrets separated by commas
+	// rotate it: the first is sent, any is accepted (package clusterauth).
 	ClusterSecret string
 	// ReadConsistency is "leader" (default) or "local" (cluster.Consistency).
 	ReadConsistency string
@@ -78,6 +80,10 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
 	WALSegmentSize    int // bytes per Raft log segment; only whole segments are ever deleted
+
+	// Listen secures (TLS) and bounds (timeouts) the HTTP and Raft
+	// listeners and the calls between nodes.
+	Listen ListenConfig
 
 	MaxXMLBytes int64
 	// GCInterval is how often unreferenced content is swept; GCGrace is how
@@ -124,6 +130,7 @@ type Server struct {
 	metrics    *metrics
 	scrub      *scrubber
 	ln         net.Listener
+	tls        *tlsutil.Config
 	httpSrv    *http.Server
 	url        string
 
@@ -146,6 +153,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if cfg.GCGrace <= 0 {
 		cfg.GCGrace = time.Hour
 	}
+	cfg.Listen.setDefaults()
 	consistency, err := cluster.ParseConsistency(cfg.ReadConsistency)
 	if err != nil {
 		return nil, fmt.Errorf("server: --read-consistency: %w", err)
@@ -167,6 +175,10 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s = &Server{cfg: cfg, log: cfg.Log.With().Str("node", cfg.ID).Logger()}
+	if err := s.setupTLS(); err != nil {
+		return nil, err
+	}
+	ccfg.TLS = s.internalTLS()
 	gate, err := s.newAuth()
 	if err != nil {
 		return nil, err
@@ -205,7 +217,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.url = cfg.Advertise
 	if s.url == "" {
-		s.url = "http://" + advertisable(s.ln.Addr().String())
+		s.url = s.scheme() + "://" + advertisable(s.ln.Addr().String())
 	}
 	writeAck, err := replication.ParseWriteAck(cfg.WriteAck)
 	if err != nil {
@@ -224,6 +236,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Peers:    s.contentPeers,
 		Quorum:   s.quorum,
 		WriteAck: writeAck,
+		TLS:      s.internalTLS(),
 		Log:      s.log,
 		Space:    space,
 	})
@@ -251,6 +264,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		SnapshotInterval:   cfg.SnapshotInterval,
 		TrailingLogs:       cfg.TrailingLogs,
 		WALSegmentSize:     cfg.WALSegmentSize,
+		Transport:          s.raftTransport(),
 	})
 	if errors.Is(err, replication.ErrNoState) {
 		return nil, fmt.Errorf("server: the data directory %s holds no cluster state, and nothing says how to get some: "+
@@ -295,14 +309,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	contentAPI := s.content.Handler()
 	mux.Handle("/cluster/content", contentAPI)
 	mux.Handle("/cluster/content/", contentAPI)
-	s.httpSrv = &http.Server{
-		// Authentication first: a follower forwards only what it has
-		// authenticated, with the user for the leader to believe.
-		Handler:           s.routes(mux, gate.Wrap(s.cluster.Forward(s.cluster.Consistent(dav)))),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          newStdLogger(s.log),
-	}
+	// Authentication first: a follower forwards only what it has
+	// authenticated, with the user for the leader to believe.
+	s.httpSrv = s.newHTTPServer(s.routes(mux, gate.Wrap(s.cluster.Forward(s.cluster.Consistent(dav)))))
 	return s, nil
 }
 
@@ -341,8 +350,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	go s.watchUsers(gcCtx)
 	go s.content.Run(gcCtx)
 	go s.scrub.run(gcCtx)
+	go s.tls.Watch(gcCtx)
 	errc := make(chan error, 1)
-	go func() { errc <- s.httpSrv.Serve(s.ln) }()
+	go func() { errc <- s.serveHTTP() }()
 	// Forming a cluster needs the listener serving: peers poll each other.
 	s.cluster.Start()
 	select {

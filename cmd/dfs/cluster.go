@@ -23,7 +23,7 @@ func clusterCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "cluster",
 		Usage: "inspect and change the cluster a node belongs to",
-		Description: "Talks to any node over HTTP (--addr). Adding a node needs no command: start it\n" +
+		Description: "Talks to any node over HTTP or HTTPS (--addr; --ca-cert to verify an https:// node). Adding a node needs no command: start it\n" +
 			"with --join (see dfs server --help).",
 		Subcommands: []*cli.Command{
 			{
@@ -40,8 +40,8 @@ func clusterCommand() *cli.Command {
 					"it took), what that pass checked, found corrupt or missing, repaired from a peer\n" +
 					"or could not repair, and the corrupt content reads met and repaired since start.\n" +
 					"The status endpoint is public: no cluster secret is needed.",
-				Flags: []cli.Flag{addr, timeout,
-					&cli.BoolFlag{Name: "json", Usage: "print the JSON answer as it is"}},
+				Flags: append([]cli.Flag{addr, timeout,
+					&cli.BoolFlag{Name: "json", Usage: "print the JSON answer as it is"}}, clientTLSFlags()...),
 				Action: runClusterStatus,
 			},
 			{
@@ -53,9 +53,9 @@ func clusterCommand() *cli.Command {
 					"that is gone for good (stop it first): a removed node that is started again\n" +
 					"with --join rejoins. The last voter cannot be removed. Flags go before the ID:\n" +
 					"   dfs cluster remove --addr http://node1:8080 node3",
-				Flags: []cli.Flag{addr, timeout,
+				Flags: append([]cli.Flag{addr, timeout,
 					&cli.StringFlag{Name: "cluster-secret", EnvVars: []string{"DFS_CLUSTER_SECRET"},
-						Usage: "the cluster's shared secret (prefer the environment variable)"}},
+						Usage: "the cluster's shared secret (prefer the environment variable)"}}, clientTLSFlags()...),
 				Action: runClusterRemove,
 			},
 			leaveCommand(addr, timeout),
@@ -68,7 +68,11 @@ func clusterCommand() *cli.Command {
 func runClusterStatus(c *cli.Context) error {
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	st, err := cluster.NewClient("", nil).Status(ctx, c.String("addr"))
+	tr, err := clientTransport(c)
+	if err != nil {
+		return err
+	}
+	st, err := cluster.NewClient("", tr).Status(ctx, c.String("addr"))
 	if err != nil {
 		return err
 	}
@@ -154,7 +158,11 @@ func runClusterRemove(c *cli.Context) error {
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
 	id := c.Args().First()
-	resp, err := cluster.NewClient(secret, nil).Remove(ctx, c.String("addr"), id)
+	tr, err := clientTransport(c)
+	if err != nil {
+		return err
+	}
+	resp, err := cluster.NewClient(secret, tr).Remove(ctx, c.String("addr"), id)
 	if err != nil {
 		return err
 	}

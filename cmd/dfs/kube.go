@@ -147,7 +147,7 @@ func leaveCommand(addr, timeout cli.Flag) *cli.Command {
 			"an eviction or a deleted pod keep their ordinal and stay voters; deleting the\n" +
 			"StatefulSet or scaling it to zero keeps the configuration for the volumes.\n" +
 			"Needs get on the StatefulSet; POD_NAME and POD_NAMESPACE from the downward API.",
-		Flags: []cli.Flag{addr, timeout,
+		Flags: append([]cli.Flag{addr, timeout,
 			&cli.StringFlag{Name: "id", EnvVars: []string{"DFS_ID"}, Required: true, Usage: "this node's ID (the pod name)"},
 			&cli.StringFlag{Name: "cluster-secret", EnvVars: []string{"DFS_CLUSTER_SECRET"},
 				Usage: "the cluster's shared secret (prefer the environment variable)"},
@@ -155,7 +155,7 @@ func leaveCommand(addr, timeout cli.Flag) *cli.Command {
 				Usage: "leave only if the StatefulSet's replica count no longer covers this pod's ordinal"},
 			&cli.StringFlag{Name: "kube-statefulset", EnvVars: []string{"DFS_KUBE_STATEFULSET"},
 				Usage: "the StatefulSet this pod belongs to (default: POD_NAME without its -ordinal)"},
-		},
+		}, clientTLSFlags()...),
 		Action: runClusterLeave,
 	}
 }
@@ -191,7 +191,11 @@ func runClusterLeave(c *cli.Context) error {
 	if secret == "" {
 		return errors.New("leaving needs the cluster secret: --cluster-secret or DFS_CLUSTER_SECRET")
 	}
-	resp, err := cluster.NewClient(secret, nil).Remove(ctx, c.String("addr"), id)
+	tr, err := clientTransport(c)
+	if err != nil {
+		return err
+	}
+	resp, err := cluster.NewClient(secret, tr).Remove(ctx, c.String("addr"), id)
 	if err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}

@@ -102,8 +102,11 @@ func serverCommand() *cli.Command {
 			"Stored content is checked on every read and re-hashed in the background at\n" +
 			"--scrub-rate; corrupt or missing content is fetched again from a peer\n" +
 			"(docs/scrub.md; dfs cluster status shows what was found).\n\n" +
-			"The Raft port carries the replication log unauthenticated: never expose it\n" +
-			"outside the cluster's private network.",
+			"HTTPS: --tls-cert and --tls-key (reloaded when the files change). TLS between\n" +
+			"nodes: --cluster-ca with each node's certificate from that CA; without it the\n" +
+			"Raft port carries the replication log unauthenticated: never expose it outside\n" +
+			"the cluster's private network. See docs/security.md for the threat model and\n" +
+			"how to rotate the cluster secret (--cluster-secret-accept) and certificates.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "id", EnvVars: []string{"DFS_ID"}, Required: true,
 				Usage: "this node's unique, stable ID in the cluster (e.g. the pod name)"},
@@ -158,6 +161,7 @@ func serverCommand() *cli.Command {
 	cmd.Flags = append(cmd.Flags, authFlags()...)
 	cmd.Flags = append(cmd.Flags, limitsFlags()...)
 	cmd.Flags = append(cmd.Flags, scrubFlags()...)
+	cmd.Flags = append(cmd.Flags, tlsFlags()...)
 	return cmd
 }
 
@@ -183,7 +187,7 @@ func runServer(c *cli.Context) error {
 		Join:            c.StringSlice("join"),
 		BootstrapExpect: c.Int("bootstrap-expect"),
 		Peers:           c.StringSlice("peers"),
-		ClusterSecret:   c.String("cluster-secret"),
+		ClusterSecret:   clusterSecret(c),
 		ReadConsistency: c.String("read-consistency"),
 		WriteAck:        c.String("write-ack"),
 		LeaderWait:      c.Duration("leader-wait"),
@@ -194,6 +198,7 @@ func runServer(c *cli.Context) error {
 		Auth:            authOptions(c),
 		Limits:          limitsConfig(c),
 		Scrub:           scrubConfig(c),
+		Listen:          listenConfig(c),
 		Log:             log,
 
 		SnapshotThreshold: c.Uint64("raft-snapshot-threshold"),

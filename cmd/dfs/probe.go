@@ -21,12 +21,14 @@ func probeCommand() *cli.Command {
 		Description: "GETs --url and exits 0 on a 2xx answer, 1 otherwise, printing the answer's\n" +
 			"first line. Meant for container health checks where no shell or curl exists:\n" +
 			"   HEALTHCHECK CMD [\"/dfs\", \"probe\"]                                 (ready)\n" +
-			"   HEALTHCHECK CMD [\"/dfs\", \"probe\", \"--url\", \"http://127.0.0.1:8080/healthz\"]  (alive)",
-		Flags: []cli.Flag{
+			"   HEALTHCHECK CMD [\"/dfs\", \"probe\", \"--url\", \"http://127.0.0.1:8080/healthz\"]  (alive)\n" +
+			"A node serving HTTPS (--tls-cert): --url https://127.0.0.1:8080/readyz with\n" +
+			"--ca-cert (a certificate that names 127.0.0.1 or localhost) or --insecure-skip-verify.",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "url", EnvVars: []string{"DFS_PROBE_URL"}, Value: "http://127.0.0.1:8080/readyz",
 				Usage: "endpoint to check: /readyz (ready to serve) or /healthz (process alive)"},
 			&cli.DurationFlag{Name: "timeout", Value: 5 * time.Second, Usage: "give up after this long"},
-		},
+		}, clientTLSFlags()...),
 		Action: runProbe,
 	}
 }
@@ -38,7 +40,11 @@ func runProbe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	tr, err := clientTransport(c)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		return err
 	}

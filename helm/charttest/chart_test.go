@@ -201,6 +201,7 @@ func TestChart(t *testing.T) {
 				{"secret", checkSecret},
 				{"routing", checkRouting},
 				{"service monitor", checkServiceMonitor},
+				{"tls", checkTLS},
 			}
 			for _, c := range checks {
 				t.Run(c.name, func(t *testing.T) { c.f(t, r) })
@@ -290,6 +291,9 @@ func checkContainer(t *testing.T, r *rendered) {
 		}
 		if p.probe.HTTPGet.Path != p.path {
 			t.Errorf("%s probe path %q, want %q", p.name, p.probe.HTTPGet.Path, p.path)
+		}
+		if want := corev1.URIScheme(strings.ToUpper(scheme(c))); p.probe.HTTPGet.Scheme != want {
+			t.Errorf("%s probe scheme %q, want %q", p.name, p.probe.HTTPGet.Scheme, want)
 		}
 		tp := p.probe.HTTPGet.Port
 		if got := portNumber(t, c, tp.StrVal, tp.IntVal); got != port {
@@ -391,7 +395,7 @@ func checkDiscovery(t *testing.T, r *rendered) {
 		t.Fatalf("DFS_BOOTSTRAP_EXPECT %v: want 1..replicas (%d)", err, r.replicas)
 	}
 	headless := r.sts.Spec.ServiceName
-	dns := kube.StatefulSetDNS{StatefulSet: r.sts.Name, Service: headless, Namespace: namespace, Port: httpPort(t, c)}
+	dns := kube.StatefulSetDNS{StatefulSet: r.sts.Name, Service: headless, Namespace: namespace, Port: httpPort(t, c), Scheme: scheme(c)}
 	peers := strings.Split(mustEnv(t, c, "DFS_PEERS"), ",")
 	if want := dns.PeerURLs(expect); !slices.Equal(peers, want) {
 		t.Errorf("DFS_PEERS\n got %q\nwant %q", peers, want)
@@ -492,7 +496,7 @@ func checkPreStop(t *testing.T, r *rendered) {
 	if !slices.Equal(cmd[:4], []string{"/dfs", "cluster", "leave", "--if-scaled-down"}) {
 		t.Errorf("preStop %q: want /dfs cluster leave --if-scaled-down", cmd)
 	}
-	if v, _ := env(c, "DFS_ADDR"); v != fmt.Sprintf("http://127.0.0.1:%d", httpPort(t, c)) {
+	if v, _ := env(c, "DFS_ADDR"); v != fmt.Sprintf("%s://127.0.0.1:%d", scheme(c), httpPort(t, c)) {
 		t.Errorf("DFS_ADDR %q: the hook must reach this node", v)
 	}
 }
@@ -624,9 +628,18 @@ type serviceMonitor struct {
 			MatchNames []string `json:"matchNames"`
 		} `json:"namespaceSelector"`
 		Endpoints []struct {
-			Port          string `json:"port"`
-			Path          string `json:"path"`
-			Scheme        string `json:"scheme"`
+			Port      string `json:"port"`
+			Path      string `json:"path"`
+			Scheme    string `json:"scheme"`
+			TLSConfig *struct {
+				CA struct {
+					Secret struct {
+						Name string `json:"name"`
+						Key  string `json:"key"`
+					} `json:"secret"`
+				} `json:"ca"`
+				ServerName string `json:"serverName"`
+			} `json:"tlsConfig,omitempty"`
 			Interval      string `json:"interval,omitempty"`
 			ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
 		} `json:"endpoints"`
@@ -668,8 +681,14 @@ func checkServiceMonitor(t *testing.T, r *rendered) {
 			t.Fatalf("ServiceMonitor %s: %d endpoints, want 1", m.Name, len(m.Spec.Endpoints))
 		}
 		ep := m.Spec.Endpoints[0]
-		if ep.Path != "/metrics" || ep.Scheme != "http" {
-			t.Errorf("ServiceMonitor %s scrapes %s://…%s, want http and /metrics", m.Name, ep.Scheme, ep.Path)
+		if ep.Path != "/metrics" || ep.Scheme != scheme(c) {
+			t.Errorf("ServiceMonitor %s scrapes %s://…%s, want %s and /metrics", m.Name, ep.Scheme, ep.Path, scheme(c))
+		}
+		if secret := tlsSecret(t, r); secret != "" {
+			if ep.TLSConfig == nil || ep.TLSConfig.CA.Secret.Name != secret || ep.TLSConfig.CA.Secret.Key != "ca.crt" ||
+				ep.TLSConfig.ServerName != fmt.Sprintf("%s.%s.svc.cluster.local", client.Name, namespace) {
+				t.Errorf("ServiceMonitor %s: tlsConfig %+v, want the CA of Secret %s and the client Service's name", m.Name, ep.TLSConfig, secret)
+			}
 		}
 		found := false
 		for _, p := range client.Spec.Ports {
@@ -687,6 +706,54 @@ func checkServiceMonitor(t *testing.T, r *rendered) {
 			if !promDuration.MatchString(d) {
 				t.Errorf("ServiceMonitor %s: %q is not a Prometheus duration", m.Name, d)
 			}
+		}
+	}
+}
+
+// scheme is the pods' URL scheme: https when dfs serves TLS.
+func scheme(c corev1.Container) string {
+	if _, ok := env(c, "DFS_TLS_CERT"); ok {
+		return "https"
+	}
+	return "http"
+}
+
+// tlsSecret is the Secret mounted for TLS ("" without TLS).
+func tlsSecret(t *testing.T, r *rendered) string {
+	t.Helper()
+	for _, v := range r.sts.Spec.Template.Spec.Volumes {
+		if v.Name == "tls" && v.Secret != nil {
+			return v.Secret.SecretName
+		}
+	}
+	return ""
+}
+
+func checkTLS(t *testing.T, r *rendered) {
+	c := container(t, r.sts.Spec.Template.Spec, "dfs")
+	secret := tlsSecret(t, r)
+	if secret == "" {
+		for _, name := range []string{"DFS_TLS_CERT", "DFS_TLS_KEY", "DFS_CLUSTER_CA", "DFS_CA_CERT"} {
+			if _, ok := env(c, name); ok {
+				t.Errorf("%s is set without a TLS Secret", name)
+			}
+		}
+		return
+	}
+	var mount *corev1.VolumeMount
+	for i, m := range c.VolumeMounts {
+		if m.Name == "tls" {
+			mount = &c.VolumeMounts[i]
+		}
+	}
+	// kubelet never updates a subPath mount: a renewed certificate would
+	// never reach the node.
+	if mount == nil || !mount.ReadOnly || mount.SubPath != "" {
+		t.Fatalf("TLS Secret %s mounted as %+v: want a whole read-only volume mount", secret, mount)
+	}
+	for name, file := range map[string]string{"DFS_TLS_CERT": "tls.crt", "DFS_TLS_KEY": "tls.key", "DFS_CA_CERT": "ca.crt", "DFS_CLUSTER_CA": "ca.crt"} {
+		if got, want := mustEnv(t, c, name), mount.MountPath+"/"+file; got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
 }

@@ -70,7 +70,7 @@ dfs.io/service: client
 {{- $root := . }}
 {{- $urls := list }}
 {{- range $i := until (int (include "dfs.bootstrapExpect" .)) }}
-{{- $urls = append $urls (printf "http://%s:%d" (include "dfs.podHost" (dict "root" $root "i" $i)) (int $root.Values.ports.http)) }}
+{{- $urls = append $urls (printf "%s://%s:%d" (include "dfs.scheme" $root) (include "dfs.podHost" (dict "root" $root "i" $i)) (int $root.Values.ports.http)) }}
 {{- end }}
 {{- join "," $urls }}
 {{- end }}
@@ -78,4 +78,9 @@ dfs.io/service: client
 {{/* Whether the pods talk to the Kubernetes API at all. */}}
 {{- define "dfs.needsAPI" -}}
 {{- if or .Values.cluster.leaderLabel .Values.cluster.removeScaledDown }}true{{ end }}
+{{- end }}
+
+{{/* The pods' URL scheme: https when tls.existingSecret is set. */}}
+{{- define "dfs.scheme" -}}
+{{- if .Values.tls.existingSecret }}https{{ else }}http{{ end }}
 {{- end }}
