@@ -128,6 +128,11 @@ func withIOTimeout(d time.Duration, h http.Handler) http.Handler {
 		var body *progressBody
 		if r.Body != nil && r.Body != http.NoBody {
 			body = &progressBody{ReadCloser: r.Body, rc: rc, d: d}
+			// A shallow copy: the server keeps the original request and
+			// looks at its Body after the handler (an Expect: 100-continue
+			// body never asked for must close the connection, not be
+			// read and discarded while the client waits for a 100).
+			r = r.WithContext(r.Context())
 			r.Body = body
 		}
 		defer func() {
