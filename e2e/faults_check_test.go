@@ -1,0 +1,249 @@
+//go:build docker
+
+// The fault suite's checker: a watch on every node's Raft role and term
+// during the run (at most one leader per term), and the final check after
+// the last heal: every key of every client read from every node against the
+// key's model, and the nodes compared with each other.
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// termWatch polls every node's own report (GET /cluster/node) and records
+// which node claimed leadership in which term.
+type termWatch struct {
+	nodes []*faultNode
+	http  *http.Client
+
+	mu      sync.Mutex
+	leaders map[uint64]map[string]bool // term -> nodes that reported leading in it
+}
+
+func newTermWatch(nodes []*faultNode) *termWatch {
+	return &termWatch{nodes: nodes, http: &http.Client{Timeout: time.Second}, leaders: map[uint64]map[string]bool{}}
+}
+
+// run polls every 150 ms until ctx ends.
+func (w *termWatch) run(ctx context.Context) {
+	tick := time.NewTicker(150 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var wg sync.WaitGroup
+		for _, n := range w.nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var rep nodeReport
+				if err := getJSON(ctx, w.http, n.url+"/cluster/node", &rep); err != nil || rep.Role != "leader" {
+					return
+				}
+				w.mu.Lock()
+				if w.leaders[rep.Term] == nil {
+					w.leaders[rep.Term] = map[string]bool{}
+				}
+				w.leaders[rep.Term][rep.ID] = true
+				w.mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (w *termWatch) termsSeen() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.leaders)
+}
+
+// violations counts the terms with more than one leader.
+func (w *termWatch) violations() int {
+	return len(w.report())
+}
+
+func (w *termWatch) report() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for term, ls := range w.leaders {
+		if len(ls) > 1 {
+			var ids []string
+			for id := range ls {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			out = append(out, fmt.Sprintf("split brain: term %d had leaders %v", term, ids))
+		}
+	}
+	return out
+}
+
+// readState reads a key's state from one node, retrying reads that told
+// nothing (503 while a node catches up) for a while.
+func readState(ctx context.Context, hc *http.Client, base, key string) (string, error) {
+	var state string
+	err := pollUntil(ctx, 30*time.Second, func() error {
+		var ok bool
+		var err error
+		switch {
+		case strings.HasSuffix(key, "#prop"):
+			state, ok, err = readProp(ctx, hc, base, strings.TrimSuffix(key, "#prop"))
+		case strings.HasSuffix(key, "/"):
+			state, ok, err = statCollection(ctx, hc, base, key)
+		default:
+			state, ok, err = readFile(ctx, hc, base, key)
+		}
+		if !ok {
+			return fmt.Errorf("read %s: %v", key, err)
+		}
+		return nil
+	})
+	return state, err
+}
+
+// checkFinal reads every key of every client from every member and
+// compares the members' namespaces.
+func (r *faultRun) checkFinal(ctx context.Context, sum *faultSummary) {
+	t := r.t
+	divergent := map[string]bool{}
+	all := append(append([]*faultClient{}, r.clients...), r.probe, r.xfer)
+	keys := 0
+	for _, c := range all {
+		for key, m := range c.keys {
+			keys++
+			seen := map[string][]string{} // state -> nodes
+			for _, n := range r.members {
+				st, err := readState(ctx, r.check, n.url, key)
+				if err != nil {
+					t.Errorf("final read of %s on %s: %v", key, n.name, err)
+					sum.lost++
+					continue
+				}
+				seen[st] = append(seen[st], n.name)
+				switch m.classify(st) {
+				case "":
+				case "stale":
+					sum.lost++
+					t.Errorf("lost: %s on %s holds %.19s, but the acknowledged history allows only %v", key, n.name, st, keysOf(m.possible()))
+				case "failed":
+					sum.failedSeen++
+					t.Errorf("a failed write is visible: %s on %s holds %.19s", key, n.name, st)
+				default:
+					sum.partial++
+					t.Errorf("partial or foreign content: %s on %s holds %.19s, allowed %v", key, n.name, st, keysOf(m.possible()))
+				}
+			}
+			if len(seen) > 1 {
+				t.Errorf("nodes disagree on %s: %v", key, seen)
+				// The nodes in the smaller groups are the divergent ones.
+				best := 0
+				for _, ns := range seen {
+					best = max(best, len(ns))
+				}
+				for _, ns := range seen {
+					if len(ns) < best {
+						for _, n := range ns {
+							divergent[n] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("final check: %d keys read from %d nodes", keys, len(r.members))
+
+	// The whole namespace, properties and content, node against node (the
+	// leader's view is the reference): PROPFIND Depth infinity with allprop
+	// and a GET of every file.
+	l, err := r.leader(ctx)
+	if err != nil {
+		t.Errorf("no leader for the namespace comparison: %v", err)
+		sum.divergent = len(r.members)
+		return
+	}
+	ref, err := r.namespace(ctx, l)
+	if err != nil {
+		t.Errorf("namespace of %s: %v", l.name, err)
+	}
+	known := map[string]bool{"/": true}
+	for _, c := range all {
+		known[strings.TrimSuffix(c.root(), "/")] = true
+		for key := range c.keys {
+			known[strings.TrimSuffix(strings.TrimSuffix(key, "#prop"), "/")] = true
+		}
+	}
+	for href := range ref {
+		if !known[href] {
+			t.Errorf("%s exists on the leader but no client ever created it", href)
+			sum.partial++
+		}
+	}
+	for _, n := range r.members {
+		if n == l {
+			continue
+		}
+		got, err := r.namespace(ctx, n)
+		if err != nil {
+			t.Errorf("namespace of %s: %v", n.name, err)
+			divergent[n.name] = true
+			continue
+		}
+		if diff := listingDiff(ref, got); len(diff) > 0 {
+			t.Errorf("%s differs from the leader %s:\n  %s", n.name, l.name, strings.Join(diff, "\n  "))
+			divergent[n.name] = true
+		}
+	}
+	sum.divergent = len(divergent)
+}
+
+// namespace is a node's PROPFIND Depth: infinity of / (allprop, without
+// lockdiscovery, whose timeout counts down), with each file's content hash
+// read by GET added as the property "sha256".
+func (r *faultRun) namespace(ctx context.Context, n *faultNode) (props, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "PROPFIND", n.url+"/", strings.NewReader(
+		`<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>`))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Depth", "infinity")
+	resp, err := r.check.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body strings.Builder
+	if _, err := io.Copy(&body, resp.Body); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusMultiStatus {
+		return nil, fmt.Errorf("PROPFIND / Depth infinity: %d %.300s", resp.StatusCode, body.String())
+	}
+	got, _ := parseMultistatus(r.t, []byte(body.String()))
+	for href, m := range got {
+		delete(m, "DAV: lockdiscovery")
+		if strings.Contains(m["DAV: resourcetype"], "collection") {
+			continue
+		}
+		st, err := readState(ctx, r.check, n.url, href)
+		if err != nil {
+			return nil, err
+		}
+		m["sha256"] = st
+	}
+	return got, nil
+}
