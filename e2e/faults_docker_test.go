@@ -77,8 +77,8 @@ type faultCluster struct {
 	secret  string
 	dfsImg  string
 	redImg  string
-	expect  int      // --bootstrap-expect: the initial size
-	peers   []string // --peers: the initial nodes' URLs by DNS name
+	expect  int          // --bootstrap-expect: the initial size
+	peers   []string     // --peers: the initial nodes' URLs by DNS name
 	nodes   []*faultNode // every node this cluster may run (dfs-0 ... dfs-4), started or not
 	http    *http.Client
 	extra   []string // extra dfs server flags for every node
@@ -107,7 +107,7 @@ func newFaultCluster(ctx context.Context, t *testing.T, size int, dfsImg, redImg
 		t: t, prefix: "dfsf-" + hex.EncodeToString(rnd) + "-",
 		secret: hex.EncodeToString(secret), dfsImg: dfsImg, redImg: redImg,
 		expect: size,
-		http: &http.Client{Timeout: 5 * time.Second},
+		http:   &http.Client{Timeout: 5 * time.Second},
 		extra: []string{
 			// Snapshots and log compaction every few hundred entries, so
 			// that restarts, whole-node kills (Redis loses its last

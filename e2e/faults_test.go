@@ -48,8 +48,8 @@ func envDuration(name string, def time.Duration) time.Duration {
 // faultSummary is what a run found; TestFaults adds the clusters' up.
 type faultSummary struct {
 	cycles, acked, lost, partial, failedSeen, stale, splitBrain int
-	divergent                                                  int
-	failovers                                                  []time.Duration
+	divergent                                                   int
+	failovers                                                   []time.Duration
 }
 
 func (s *faultSummary) add(o faultSummary) {
