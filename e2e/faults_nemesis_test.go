@@ -328,21 +328,23 @@ func (r *faultRun) waitHealthy(ctx context.Context, bound time.Duration) error {
 	})
 }
 
-// waitConverged waits until every member has applied the leader's commit
-// index and holds all content (no backlog).
+// waitConverged waits until every member has applied what the leader has
+// and holds all content (no backlog).
 func (r *faultRun) waitConverged(ctx context.Context, bound time.Duration) error {
 	return pollUntil(ctx, bound, func() error {
 		reps := r.reports(ctx)
-		var commit uint64
+		// The leader's applied index (the metastore's; Raft's commit index
+		// also counts entries the store never sees, such as barriers).
+		var applied uint64
 		for _, rep := range reps {
 			if rep.Role == "leader" {
-				commit = rep.CommitIndex
+				applied = rep.AppliedIndex
 			}
 		}
 		for _, n := range r.members {
 			rep, ok := reps[n.name]
-			if !ok || rep.AppliedIndex < commit || rep.ContentBacklog.Files > 0 {
-				return fmt.Errorf("%s: applied %d of %d, backlog %d files (reported %v)", n.name, rep.AppliedIndex, commit, rep.ContentBacklog.Files, ok)
+			if !ok || applied == 0 || rep.AppliedIndex < applied || rep.ContentBacklog.Files > 0 {
+				return fmt.Errorf("%s: applied %d of the leader's %d, backlog %d files (reported %v)", n.name, rep.AppliedIndex, applied, rep.ContentBacklog.Files, ok)
 			}
 		}
 		return nil
