@@ -149,6 +149,22 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	return nil
 }
 
+// WaitRaftApplied blocks until Raft has applied index (compare it with
+// Raft's commit index, Status.CommitIndex) or ctx ends. It polls: it serves
+// readiness probes, not requests.
+func (n *Node) WaitRaftApplied(ctx context.Context, index uint64) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for n.raft.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replication: raft applied %d of %d: %w", n.raft.AppliedIndex(), index, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 // AppliedIndex returns the index of the last entry applied to this node's
 // metastore. It counts only entries that reach the FSM, so compare it with
 // ReadIndex or other nodes' AppliedIndex, not with Raft's commit index.
