@@ -3,7 +3,9 @@
 // The fault suite's checker: a watch on every node's Raft role and term
 // during the run (at most one leader per term), and the final check after
 // the last heal: every key of every client read from every node against the
-// key's model, and the nodes compared with each other.
+// key's model, and the nodes compared with each other by cluster.Verify
+// (the Go API of `dfs cluster verify`: the one place the e2e package uses
+// a product package, since comparing nodes is that command's job).
 
 package e2e
 
@@ -16,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dfs-project/dfs/cluster"
 )
 
 // termWatch polls every node's own report (GET /cluster/node) and records
@@ -165,12 +169,12 @@ func (r *faultRun) checkFinal(ctx context.Context, sum *faultSummary) {
 	}
 	t.Logf("final check: %d keys read from %d nodes", keys, len(r.members))
 
-	// The whole namespace, properties and content, node against node (the
-	// leader's view is the reference): PROPFIND Depth infinity with allprop
-	// and a GET of every file.
+	// Nothing exists that no client created (a half-done MOVE or COPY, a
+	// failed upload's leftover): the leader's whole namespace against the
+	// keys the clients used.
 	l, err := r.leader(ctx)
 	if err != nil {
-		t.Errorf("no leader for the namespace comparison: %v", err)
+		t.Errorf("no leader for the final comparison: %v", err)
 		sum.divergent = len(r.members)
 		return
 	}
@@ -191,22 +195,54 @@ func (r *faultRun) checkFinal(ctx context.Context, sum *faultSummary) {
 			sum.partial++
 		}
 	}
-	for _, n := range r.members {
-		if n == l {
-			continue
-		}
-		got, err := r.namespace(ctx, n)
-		if err != nil {
-			t.Errorf("namespace of %s: %v", n.name, err)
-			divergent[n.name] = true
-			continue
-		}
-		if diff := listingDiff(ref, got); len(diff) > 0 {
-			t.Errorf("%s differs from the leader %s:\n  %s", n.name, l.name, strings.Join(diff, "\n  "))
-			divergent[n.name] = true
-		}
+
+	// Every node against the others, namespace, properties, locks, members
+	// and content (re-hashed): the product's own `dfs cluster verify`.
+	for _, n := range r.verify(ctx) {
+		divergent[n] = true
 	}
 	sum.divergent = len(divergent)
+}
+
+// verify runs cluster.Verify (deep: every node re-hashes its content) over
+// the members and returns the nodes it finds different or cannot compare.
+func (r *faultRun) verify(ctx context.Context) []string {
+	var urls []string
+	for _, n := range r.members {
+		urls = append(urls, n.url)
+	}
+	vctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	rep, err := cluster.Verify(vctx, cluster.NewClient(r.c.secret, nil), urls, cluster.VerifyOptions{Deep: true, Attempts: 10})
+	if err != nil {
+		r.t.Errorf("cluster verify: %v", err)
+		return []string{"verify"}
+	}
+	r.t.Logf("cluster verify: consistent %v at index %d over %d nodes (reference %s, %d attempts)",
+		rep.Consistent, rep.AppliedIndex, len(rep.Nodes), rep.Reference, rep.Attempts)
+	if rep.Consistent {
+		return nil
+	}
+	r.t.Errorf("cluster verify: not consistent: %s (inconclusive %v)", rep.Reason, rep.Inconclusive)
+	bad := map[string]bool{}
+	for _, d := range rep.Differences {
+		r.t.Errorf("cluster verify: %s", d)
+		bad[d.Node] = true
+	}
+	for _, nd := range rep.Nodes {
+		if nd.Error != "" {
+			r.t.Errorf("cluster verify: %s (%s): %s", nd.ID, nd.URL, nd.Error)
+			bad[nd.ID] = true
+		}
+	}
+	if len(bad) == 0 { // inconclusive: nothing proven either way, but not a pass
+		return []string{"inconclusive"}
+	}
+	var out []string
+	for n := range bad {
+		out = append(out, n)
+	}
+	return out
 }
 
 // namespace is a node's PROPFIND Depth: infinity of / (allprop, without
