@@ -36,35 +36,36 @@ func newTermWatch(nodes []*faultNode) *termWatch {
 	return &termWatch{nodes: nodes, http: &http.Client{Timeout: time.Second}, leaders: map[uint64]map[string]bool{}}
 }
 
-// run polls every 150 ms until ctx ends.
+// run polls every node every 150 ms until ctx ends, each node on its own
+// so that one that does not answer (killed, cut off, not started) does not
+// slow the others' polling down.
 func (w *termWatch) run(ctx context.Context) {
-	tick := time.NewTicker(150 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		var wg sync.WaitGroup
-		for _, n := range w.nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+	var wg sync.WaitGroup
+	for _, n := range w.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(150 * time.Millisecond)
+			defer tick.Stop()
+			for {
 				var rep nodeReport
-				if err := getJSON(ctx, w.http, n.url+"/cluster/node", &rep); err != nil || rep.Role != "leader" {
+				if err := getJSON(ctx, w.http, n.url+"/cluster/node", &rep); err == nil && rep.Role == "leader" {
+					w.mu.Lock()
+					if w.leaders[rep.Term] == nil {
+						w.leaders[rep.Term] = map[string]bool{}
+					}
+					w.leaders[rep.Term][rep.ID] = true
+					w.mu.Unlock()
+				}
+				select {
+				case <-ctx.Done():
 					return
+				case <-tick.C:
 				}
-				w.mu.Lock()
-				if w.leaders[rep.Term] == nil {
-					w.leaders[rep.Term] = map[string]bool{}
-				}
-				w.leaders[rep.Term][rep.ID] = true
-				w.mu.Unlock()
-			}()
-		}
-		wg.Wait()
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 func (w *termWatch) termsSeen() int {

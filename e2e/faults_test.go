@@ -89,7 +89,7 @@ func TestFaults(t *testing.T) {
 
 	// Each cluster's run is bounded: its cycles are, each cycle's steps
 	// are, and the whole test has this deadline besides.
-	budget := 12 * time.Minute
+	budget := 20 * time.Minute
 	if *faultsDurationFlag > 0 || *faultsCyclesFlag > 0 {
 		budget = max(*faultsDurationFlag*2+10*time.Minute, time.Duration(*faultsCyclesFlag)*2*time.Minute)
 	}

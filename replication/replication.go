@@ -155,6 +155,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := catchUp(ctx, snaps, cfg.FSM, log); err != nil {
 		return nil, err
 	}
+	if _, err := repairWAL(walDir, log); err != nil {
+		return nil, err
+	}
 	// raft-wal v0.4.0's Close does not close its metadata database (fixed
 	// upstream after the release, hashicorp/raft-wal#28), which would keep
 	// the file locked and a reopen in the same process waiting forever. So
