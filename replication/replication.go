@@ -29,6 +29,9 @@
 // snapshot (a Redis that lost its data, a restore that crashed halfway),
 // replaying from the snapshot's index would leave a gap, so Open first
 // restores the store from that snapshot itself.
+//
+// Open also rebuilds a log that raft-wal v0.4.0 left unreadable after a
+// tail truncation (walrepair.go).
 package replication
 
 import (
