@@ -136,7 +136,7 @@ func runFaults(ctx context.Context, t *testing.T, cfg faultRunConfig) faultSumma
 	faults := r.faultList(cfg.size)
 	cycles := cfg.cycles
 	if cycles == 0 {
-		cycles = len(faults)
+		cycles = 2 * len(faults) // the default profile: every kind twice
 	}
 	order := r.rnd.Perm(len(faults))
 	done := 0

@@ -26,7 +26,7 @@ import (
 )
 
 var (
-	faultsCyclesFlag   = flag.Int("faults.cycles", envInt("DFS_E2E_FAULTS_CYCLES", 0), "fault cycles per cluster (env DFS_E2E_FAULTS_CYCLES); 0: the default profile, every fault kind once per cluster (12 on 3 nodes, 10 on 5)")
+	faultsCyclesFlag   = flag.Int("faults.cycles", envInt("DFS_E2E_FAULTS_CYCLES", 0), "fault cycles per cluster (env DFS_E2E_FAULTS_CYCLES); 0: the default profile, every fault kind twice per cluster (24 cycles on 3 nodes, 22 on 5)")
 	faultsDurationFlag = flag.Duration("faults.duration", envDuration("DFS_E2E_FAULTS_DURATION", 0), "stop starting new fault cycles after this long, per cluster (env DFS_E2E_FAULTS_DURATION); 0: no limit besides -faults.cycles")
 	faultsSeedFlag     = flag.Uint64("faults.seed", uint64(envInt("DFS_E2E_FAULTS_SEED", 0)), "seed of the workload and the nemesis (env DFS_E2E_FAULTS_SEED); 0: from the clock, printed so a run can be repeated")
 )

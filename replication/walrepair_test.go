@@ -98,7 +98,6 @@ func TestRepairWALAfterTailTruncation(t *testing.T) {
 			}
 
 			w, closeW = openWAL(t, dir)
-			defer closeW()
 			first, _ := w.FirstIndex()
 			last, _ := w.LastIndex()
 			if first != 6 || last != 50 {
@@ -128,6 +127,10 @@ func TestRepairWALAfterTailTruncation(t *testing.T) {
 				t.Fatalf("a second repairWAL: %v, %v; want nothing to do", again, err)
 			}
 			w, closeW = openWAL(t, dir)
+			if err := w.GetLog(20, &l); err != nil || l.Index != 20 {
+				t.Fatalf("entry 20 after reopening the repaired log: %+v, %v", l, err)
+			}
+			closeW()
 		})
 	}
 }
