@@ -85,13 +85,16 @@ func TestFaults(t *testing.T) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	dfsImg, redImg := envOr("DFS_E2E_IMAGE", "dfs:dev"), envOr("DFS_E2E_REDIS_IMAGE", "dfs-redis:dev")
-	t.Logf("seed %d (-faults.seed=%d repeats the nemesis' choices), images %s and %s", seed, seed, dfsImg, redImg)
+	t.Logf("seed %d (-faults.seed=%d seeds the workload and the nemesis alike), images %s and %s", seed, seed, dfsImg, redImg)
 
 	// Each cluster's run is bounded: its cycles are, each cycle's steps
 	// are, and the whole test has this deadline besides.
 	budget := 20 * time.Minute
-	if *faultsDurationFlag > 0 || *faultsCyclesFlag > 0 {
-		budget = max(*faultsDurationFlag*2+10*time.Minute, time.Duration(*faultsCyclesFlag)*2*time.Minute)
+	switch {
+	case *faultsDurationFlag > 0: // two clusters, each its duration, plus setup and checks
+		budget = 2**faultsDurationFlag + 10*time.Minute
+	case *faultsCyclesFlag > 0: // a cycle takes seconds; a minute each is generous
+		budget = time.Duration(*faultsCyclesFlag)*time.Minute + 10*time.Minute
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
