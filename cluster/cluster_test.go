@@ -350,3 +350,49 @@ func TestReadIndexOnFollowerNamesLeader(t *testing.T) {
 		t.Fatalf("bootstrap info: %+v, %v", info, err)
 	}
 }
+
+// TestStatusTermAndLeader: /cluster/status and /cluster/node carry the Raft
+// term, the same on every node of a settled cluster, and exactly one node
+// reports itself leader in it (the fault suite's split-brain check reads
+// these). After a leadership transfer the term grows and the new leader
+// reports it.
+func TestStatusTermAndLeader(t *testing.T) {
+	nodes, leader := startJoined(t)
+	client := cluster.NewClient("", nil)
+	check := func(leaderID string) uint64 {
+		t.Helper()
+		var term uint64
+		testcluster.Eventually(t, 10*time.Second, "one leader, one term", func() (bool, string) {
+			term = 0
+			leaders := 0
+			for _, n := range nodes {
+				info, err := client.Node(ctxT(t), n.URL())
+				if err != nil {
+					return false, err.Error()
+				}
+				st := n.Status(t)
+				if info.Term == 0 || st.Term != info.Term || (term != 0 && info.Term != term) || info.Leader != leaderID {
+					return false, fmt.Sprintf("%s: node %+v, status term %d", n.ID, info, st.Term)
+				}
+				term = info.Term
+				if info.Role == "leader" {
+					leaders++
+				}
+			}
+			return leaders == 1, fmt.Sprintf("%d leaders", leaders)
+		})
+		return term
+	}
+	before := check(leader.ID)
+	if err := leader.Node().TransferLeadership(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	var next string
+	testcluster.Eventually(t, 10*time.Second, "a new leader", func() (bool, string) {
+		next, _ = leader.Node().Leader()
+		return next != "" && next != leader.ID, next
+	})
+	if after := check(next); after <= before {
+		t.Fatalf("term %d after the transfer, %d before", after, before)
+	}
+}

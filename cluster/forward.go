@@ -3,11 +3,16 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/dfs-project/dfs/internal/clusterauth"
 )
@@ -39,7 +44,8 @@ type targetKey struct{}
 //
 // A request forwarded to a node that no longer leads gets 503 there, not
 // forwarded again. With no leader known within LeaderWait, or a leader that
-// does not answer, the client gets 503 with Retry-After: 1.
+// does not answer, the client gets 503 with Retry-After: 1; so does a
+// request whose leader is replaced before it answered (see watchLeader).
 func (c *Cluster) Forward(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !Mutating(r.Method) || c.raft.IsLeader() {
@@ -73,15 +79,102 @@ func (c *Cluster) Forward(next http.Handler) http.Handler {
 			unavailable(w, "the leader's URL is invalid")
 			return
 		}
-		c.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), targetKey{}, target)))
+		// Full duplex: the answer may have to go out while the body is still
+		// arriving (the leader answered early, or watchLeader gave up on
+		// it). Otherwise net/http writes the answer only after taking the
+		// body's lock, which the proxy's read of the body holds while it
+		// waits for the client. Not available on HTTP/2, which needs none.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		fwd := &forwarded{target: target}
+		fctx, fcancel := context.WithCancelCause(context.WithValue(r.Context(), targetKey{}, fwd))
+		defer fcancel(nil)
+		go c.watchLeader(fctx, id, fwd, fcancel)
+		out := r.WithContext(fctx)
+		if r.ContentLength != 0 {
+			out.Body = interruptible(fctx, r.Body)
+		}
+		c.proxy.ServeHTTP(w, out)
 	})
 }
+
+// forwarded is a request on its way to the leader.
+type forwarded struct {
+	target   *url.URL
+	answered atomic.Bool // the leader's response headers arrived
+}
+
+// errLeaderChanged is the cause a forwarded request is cancelled with when
+// the node it was forwarded to stops being the leader before answering.
+var errLeaderChanged = errors.New("the leader changed while the request was forwarded")
+
+// leaderPoll is how often a forwarded request checks that its target still
+// leads.
+const leaderPoll = 100 * time.Millisecond
+
+// watchLeader cancels a forwarded request whose target (leader) is
+// replaced by another leader before it has answered. Without it, a request
+// forwarded to a leader that is cut off from the network (a partition, a
+// frozen or vanished host: nothing resets the connection) waits for
+// ProxyHeaderTimeout, minutes, although the rest of the cluster elected a
+// new leader within seconds and takes writes again. The request gets 503:
+// the old leader may have appended the entry, which the new one may still
+// commit, so its outcome is unknown, exactly what 503 tells the client.
+func (c *Cluster) watchLeader(ctx context.Context, target string, fwd *forwarded, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(leaderPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if fwd.answered.Load() {
+			return // cancelling now would cut the answer short
+		}
+		if id, _ := c.raft.Leader(); id != "" && id != target {
+			cancel(fmt.Errorf("%w (from %s to %s)", errLeaderChanged, target, id))
+			return
+		}
+	}
+}
+
+// interruptible passes body through a pipe whose reading end closes when
+// ctx ends. The proxy's transport cannot return from a cancelled round
+// trip while its body writer is blocked reading the client's body (it
+// waits for the writer), and a client that stalls mid-upload would keep
+// the request, and the client, waiting for minutes. Closing the pipe ends
+// that read at once; the copy from the client's body ends at its next
+// read. A pipe holds no data: the upload still streams. The copy starts
+// with the first read, so an Expect: 100-continue still waits for the
+// leader's go-ahead.
+func interruptible(ctx context.Context, body io.ReadCloser) io.ReadCloser {
+	pr, pw := io.Pipe()
+	context.AfterFunc(ctx, func() { pr.CloseWithError(context.Cause(ctx)) })
+	return &interruptibleBody{pr: pr, start: func() {
+		go func() {
+			_, err := io.Copy(pw, body)
+			pw.CloseWithError(err)
+		}()
+	}}
+}
+
+type interruptibleBody struct {
+	once  sync.Once
+	start func()
+	pr    *io.PipeReader
+}
+
+func (b *interruptibleBody) Read(p []byte) (int, error) {
+	b.once.Do(b.start)
+	return b.pr.Read(p)
+}
+
+func (b *interruptibleBody) Close() error { return b.pr.Close() }
 
 func (c *Cluster) newProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			target := pr.In.Context().Value(targetKey{}).(*url.URL)
-			pr.SetURL(target)
+			pr.SetURL(pr.In.Context().Value(targetKey{}).(*forwarded).target)
 			// The client's Host, as the leader would have seen it.
 			pr.Out.Host = pr.In.Host
 			// Rewrite gets the request with X-Forwarded-* removed: keep
@@ -106,7 +199,18 @@ func (c *Cluster) newProxy() *httputil.ReverseProxy {
 		// multistatus) reaches the client as the leader sends it.
 		FlushInterval: -1,
 		ErrorLog:      log.New(logWriter{c}, "", 0),
+		ModifyResponse: func(resp *http.Response) error {
+			if fwd, ok := resp.Request.Context().Value(targetKey{}).(*forwarded); ok {
+				fwd.answered.Store(true)
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if cause := context.Cause(r.Context()); errors.Is(cause, errLeaderChanged) {
+				c.log.Warn().Err(cause).Str("method", r.Method).Str("path", r.URL.Path).Msg("forwarded write abandoned: its outcome is unknown to the client")
+				unavailable(w, "the leader changed while the request was forwarded; it may or may not have been applied")
+				return
+			}
 			if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
 				return // the client went away
 			}

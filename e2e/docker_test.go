@@ -1,6 +1,6 @@
 //go:build docker
 
-// The compose cluster (../compose.yaml) run in Docker: `make docker-test`
+// The compose cluster (../compose.yaml) run in Docker: `make e2e`
 // builds the images (dfs:dev from bin/dfs, dfs-redis:dev from this
 // machine's redis-server) and runs this test. It fails, never skips, when
 // Docker, compose or the images are missing: the build tag is the opt-in.
@@ -120,7 +120,8 @@ func startDockerCluster(ctx context.Context, t *testing.T) *dockerCluster {
 		t.Fatalf("the Docker daemon is not reachable (docker info: %v):\n%s", err, out)
 	}
 	composeCmd := dockerComposeCommand(ctx, t)
-	dfsImage, redisImage := envOr("DFS_IMAGE", "dfs:dev"), envOr("DFS_REDIS_IMAGE", "dfs-redis:dev")
+	dfsImage := envOr("DFS_E2E_IMAGE", envOr("DFS_IMAGE", "dfs:dev"))
+	redisImage := envOr("DFS_E2E_REDIS_IMAGE", envOr("DFS_REDIS_IMAGE", "dfs-redis:dev"))
 	if out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", dfsImage, redisImage).CombinedOutput(); err != nil {
 		t.Fatalf("images %s and %s are needed (make images builds them): %v\n%s", dfsImage, redisImage, err, out)
 	}

@@ -149,6 +149,22 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	return nil
 }
 
+// WaitRaftApplied blocks until Raft has applied index (compare it with
+// Raft's commit index, Status.CommitIndex) or ctx ends. It polls: it serves
+// readiness probes, not requests.
+func (n *Node) WaitRaftApplied(ctx context.Context, index uint64) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for n.raft.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replication: raft applied %d of %d: %w", n.raft.AppliedIndex(), index, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 // AppliedIndex returns the index of the last entry applied to this node's
 // metastore. It counts only entries that reach the FSM, so compare it with
 // ReadIndex or other nodes' AppliedIndex, not with Raft's commit index.
@@ -242,15 +258,33 @@ type Status struct {
 	Servers          []Server `json:"servers"`
 }
 
+// roleAndTerm reads the node's role and current term as one pair. raft
+// keeps them in separate atomics and a leader that learns of a higher term
+// sets its state to follower before it stores the new term, so two plain
+// reads can pair "Leader" with the next term, a term the node never led:
+// to anyone checking that a term has at most one leader (the fault suite
+// polls every node's role and term), that looks like split brain. The term
+// is read before and after the role until both reads agree.
+func (n *Node) roleAndTerm() (string, uint64) {
+	for {
+		before := n.raft.CurrentTerm()
+		role := n.State()
+		if after := n.raft.CurrentTerm(); after == before {
+			return role, after
+		}
+	}
+}
+
 // Status reports the node's role, indexes and the cluster configuration.
 func (n *Node) Status(ctx context.Context) (Status, error) {
+	role, term := n.roleAndTerm()
 	leaderID, leaderAddr := n.Leader()
 	s := Status{
 		ID:               n.cfg.ID,
-		Role:             n.State(),
+		Role:             role,
 		LeaderID:         leaderID,
 		LeaderAddr:       leaderAddr,
-		Term:             n.raft.CurrentTerm(),
+		Term:             term,
 		CommitIndex:      n.raft.CommitIndex(),
 		LastLogIndex:     n.raft.LastIndex(),
 		RaftAppliedIndex: n.raft.AppliedIndex(),

@@ -30,6 +30,9 @@
 // snapshot (a Redis that lost its data, a restore that crashed halfway),
 // replaying from the snapshot's index would leave a gap, so Open first
 // restores the store from that snapshot itself.
+//
+// Open also rebuilds a log that raft-wal v0.4.0 left unreadable after a
+// tail truncation (walrepair.go).
 package replication
 
 import (
@@ -158,6 +161,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("replication: open snapshot store in %s: %w", dir, err)
 	}
 	if err := catchUp(ctx, snaps, cfg.FSM, log); err != nil {
+		return nil, err
+	}
+	if _, err := repairWAL(walDir, log); err != nil {
 		return nil, err
 	}
 	// raft-wal v0.4.0's Close does not close its metadata database (fixed

@@ -1,0 +1,351 @@
+//go:build docker
+
+// The fault suite's containers (TestFaults, faults_test.go): each dfs node
+// is laid out like a pod of the Helm chart. A Redis container owns the
+// node's network namespace (as a pod's sandbox does): it is the one on the
+// suite's bridge network, at a fixed address and under the node's DNS name
+// (dfs-0, dfs-1, ...), with its own volume for the append-only file. The
+// dfs container runs in that namespace (--network container:...) with its
+// own volume for /data, and gets the chart's environment contract:
+// DFS_BOOTSTRAP_EXPECT with DFS_PEERS, DFS_ADVERTISE_URL (the DNS name)
+// and DFS_RAFT_ADVERTISE (the node's IP, as the chart's pod IP).
+//
+// Everything the suite creates is named <prefix><name> with a per-run
+// random prefix and carries the label dfs.e2e=faults, so that leftovers of
+// a run that could not clean up (a SIGKILLed test binary) are removed by
+// the next run before it starts.
+
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	faultsLabel = "dfs.e2e=faults"
+	// The suite's networks. Fixed subnets so that a node reconnected after
+	// a partition gets its address back (Raft knows peers by address).
+	// faultsSubnet2 holds the minority of a 3/2 split.
+	faultsSubnet  = "10.213.0.0/24"
+	faultsSubnet2 = "10.213.1.0/24"
+)
+
+// dockerRun runs the docker CLI, bounded by timeout, and returns its
+// combined output.
+func dockerRun(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// faultNode is one dfs node: its two containers and two volumes.
+type faultNode struct {
+	name  string // the node's ID and DNS name: dfs-0, dfs-1, ...
+	ip    string // on the main network
+	redis string // container owning the network namespace
+	dfs   string // the dfs container
+	url   string // http://<ip>:8080, reachable from the test process
+
+	// partitioned is where the node's namespace is attached: "" (the main
+	// network), "none" (no network) or "minority" (the second network).
+	partitioned string
+}
+
+// faultCluster is one set of nodes on the suite's private networks.
+type faultCluster struct {
+	t       *testing.T
+	prefix  string
+	net     string // main network
+	net2    string // the minority's network during a 3/2 split
+	secret  string
+	dfsImg  string
+	redImg  string
+	expect  int          // --bootstrap-expect: the initial size
+	peers   []string     // --peers: the initial nodes' URLs by DNS name
+	nodes   []*faultNode // every node this cluster may run (dfs-0 ... dfs-4), started or not
+	http    *http.Client
+	extra   []string // extra dfs server flags for every node
+	cleanMu sync.Mutex
+	cleaned bool
+}
+
+// newFaultCluster removes leftovers of earlier runs, creates the networks
+// and registers the removal of everything this run creates (end of test,
+// failure, SIGINT/SIGTERM). It starts no node.
+func newFaultCluster(ctx context.Context, t *testing.T, size int, dfsImg, redImg string) *faultCluster {
+	t.Helper()
+	if _, err := dockerRun(ctx, 30*time.Second, "info", "--format", "{{.ServerVersion}}"); err != nil {
+		t.Fatalf("the Docker daemon is needed: %v", err)
+	}
+	if _, err := dockerRun(ctx, 30*time.Second, "image", "inspect", "--format", "{{.Id}}", dfsImg, redImg); err != nil {
+		t.Fatalf("images %s and %s are needed (make images IMAGE=%s REDIS_IMAGE=%s builds them): %v", dfsImg, redImg, dfsImg, redImg, err)
+	}
+	removeFaultLeftovers(ctx, t)
+
+	rnd := make([]byte, 4)
+	secret := make([]byte, 24)
+	_, _ = rand.Read(rnd)
+	_, _ = rand.Read(secret)
+	c := &faultCluster{
+		t: t, prefix: "dfsf-" + hex.EncodeToString(rnd) + "-",
+		secret: hex.EncodeToString(secret), dfsImg: dfsImg, redImg: redImg,
+		expect: size,
+		http:   &http.Client{Timeout: 5 * time.Second},
+		extra: []string{
+			// Snapshots and log compaction every few hundred entries, so
+			// that restarts, whole-node kills (Redis loses its last
+			// second) and joins go through snapshots, not only log replay.
+			"--raft-snapshot-threshold", "256", "--raft-snapshot-interval", "5s", "--raft-trailing-logs", "128",
+		},
+	}
+	c.net, c.net2 = c.prefix+"net", c.prefix+"minority"
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(os.Stderr, "%v: removing the fault suite's containers, networks and volumes (%s*)\n", s, c.prefix)
+			c.remove()
+			os.Exit(1)
+		case <-stop:
+		}
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpLogs()
+		}
+		c.remove()
+		signal.Stop(sigs)
+		close(stop)
+	})
+
+	for _, n := range []struct{ name, subnet string }{{c.net, faultsSubnet}, {c.net2, faultsSubnet2}} {
+		if _, err := dockerRun(ctx, time.Minute, "network", "create", "--driver", "bridge", "--subnet", n.subnet,
+			"--label", faultsLabel, n.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range max(size, 5) {
+		name := fmt.Sprintf("dfs-%d", i)
+		n := &faultNode{name: name, ip: nodeIP(i), redis: c.prefix + name + "-redis", dfs: c.prefix + name}
+		n.url = "http://" + n.ip + ":8080"
+		c.nodes = append(c.nodes, n)
+		if i < size {
+			c.peers = append(c.peers, "http://"+name+":8080")
+		}
+	}
+	return c
+}
+
+// removeFaultLeftovers removes every container, network and volume an
+// earlier run left behind (found by label).
+func removeFaultLeftovers(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if ids, _ := dockerRun(ctx, time.Minute, "ps", "-aq", "--filter", "label="+faultsLabel); ids != "" {
+		t.Logf("removing %d containers left by an earlier run", len(strings.Fields(ids)))
+		if _, err := dockerRun(ctx, 2*time.Minute, append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids, _ := dockerRun(ctx, time.Minute, "network", "ls", "-q", "--filter", "label="+faultsLabel); ids != "" {
+		if _, err := dockerRun(ctx, time.Minute, append([]string{"network", "rm"}, strings.Fields(ids)...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids, _ := dockerRun(ctx, time.Minute, "volume", "ls", "-q", "--filter", "label="+faultsLabel); ids != "" {
+		if _, err := dockerRun(ctx, time.Minute, append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// remove removes everything with this run's prefix. It runs on its own
+// context: the test's may be over.
+func (c *faultCluster) remove() {
+	c.cleanMu.Lock()
+	defer c.cleanMu.Unlock()
+	if c.cleaned {
+		return
+	}
+	c.cleaned = true
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var errs []error
+	if ids, _ := dockerRun(ctx, time.Minute, "ps", "-aq", "--filter", "name="+c.prefix, "--filter", "label="+faultsLabel); ids != "" {
+		if _, err := dockerRun(ctx, 2*time.Minute, append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if ids, _ := dockerRun(ctx, time.Minute, "volume", "ls", "-q", "--filter", "name="+c.prefix); ids != "" {
+		if _, err := dockerRun(ctx, time.Minute, append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, n := range []string{c.net, c.net2} {
+		if _, err := dockerRun(ctx, time.Minute, "network", "rm", n); err != nil && !strings.Contains(err.Error(), "not found") {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintf(os.Stderr, "fault suite cleanup: %v\n", err)
+	}
+}
+
+func (c *faultCluster) dumpLogs() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, n := range c.nodes {
+		if out, err := dockerRun(ctx, 20*time.Second, "logs", "--tail", "40", n.dfs); err == nil {
+			c.t.Logf("--- %s (last 40 log lines)\n%s", n.name, out)
+		}
+	}
+}
+
+// nodeIP is the fixed address of node i on the main network.
+func nodeIP(i int) string { return fmt.Sprintf("10.213.0.%d", 10+i) }
+
+// addNode creates and starts node i's containers and volumes. The volumes
+// are created if missing: starting a node whose volumes were removed gives
+// an empty node.
+func (c *faultCluster) addNode(ctx context.Context, i int) error {
+	n := c.nodes[i]
+	name := n.name
+	n.partitioned = ""
+	for _, v := range []string{n.redis, n.dfs} {
+		if _, err := dockerRun(ctx, time.Minute, "volume", "create", "--label", faultsLabel, v); err != nil {
+			return err
+		}
+	}
+	if _, err := dockerRun(ctx, 2*time.Minute, "run", "-d", "--name", n.redis, "--label", faultsLabel,
+		"--network", c.net, "--ip", n.ip, "--network-alias", name, "--hostname", name,
+		"-v", n.redis+":/data", c.redImg,
+		"--bind", "127.0.0.1", "--port", "6379", "--protected-mode", "yes", "--save", ""); err != nil {
+		return err
+	}
+	args := []string{"run", "-d", "--name", n.dfs, "--label", faultsLabel,
+		"--network", "container:" + n.redis, "-v", n.dfs + ":/data",
+		"-e", "DFS_ID=" + name,
+		"-e", "DFS_HTTP_ADDR=:8080",
+		"-e", "DFS_RAFT_ADDR=0.0.0.0:7000",
+		"-e", "DFS_ADVERTISE_URL=http://" + name + ":8080",
+		"-e", "DFS_RAFT_ADVERTISE=" + n.ip + ":7000",
+		"-e", fmt.Sprintf("DFS_BOOTSTRAP_EXPECT=%d", c.expect),
+		"-e", "DFS_PEERS=" + strings.Join(c.peers, ","),
+		"-e", "DFS_CLUSTER_SECRET=" + c.secret,
+		"-e", "DFS_REDIS_URL=redis://127.0.0.1:6379/0",
+		"-e", "DFS_LOG_FORMAT=json",
+		"-e", "DFS_ADDR=http://127.0.0.1:8080",
+		c.dfsImg, "server"}
+	args = append(args, c.extra...)
+	// Redis must accept connections before dfs opens its store.
+	if err := pollUntil(ctx, 30*time.Second, func() error {
+		_, err := dockerRun(ctx, 10*time.Second, "exec", n.redis, "/usr/local/bin/redis-cli", "ping")
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s: Redis not up: %w", name, err)
+	}
+	_, err := dockerRun(ctx, 2*time.Minute, args...)
+	return err
+}
+
+// removeNode removes a node's containers and, if wipe, its volumes.
+func (c *faultCluster) removeNode(ctx context.Context, n *faultNode, wipe bool) error {
+	if _, err := dockerRun(ctx, time.Minute, "rm", "-f", n.dfs, n.redis); err != nil {
+		return err
+	}
+	if wipe {
+		if _, err := dockerRun(ctx, time.Minute, "volume", "rm", n.dfs, n.redis); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeMember runs `dfs cluster remove ID` with the product CLI inside
+// another node's container (its environment holds the secret).
+func (c *faultCluster) removeMember(ctx context.Context, via *faultNode, id string) error {
+	_, err := dockerRun(ctx, 45*time.Second, "exec", via.dfs, "/dfs", "cluster", "remove", "--timeout", "30s", id)
+	return err
+}
+
+// isolate detaches a node's namespace from the main network.
+func (c *faultCluster) isolate(ctx context.Context, n *faultNode) error {
+	if n.partitioned != "" {
+		return nil
+	}
+	if _, err := dockerRun(ctx, time.Minute, "network", "disconnect", c.net, n.redis); err != nil {
+		return err
+	}
+	n.partitioned = "none"
+	return nil
+}
+
+// toMinority moves a node to the minority network, where it keeps its DNS
+// name: nodes moved there reach each other's HTTP API by name, and nothing
+// on the main network reaches them.
+func (c *faultCluster) toMinority(ctx context.Context, n *faultNode) error {
+	if err := c.isolate(ctx, n); err != nil {
+		return err
+	}
+	if _, err := dockerRun(ctx, time.Minute, "network", "connect", "--alias", n.name, c.net2, n.redis); err != nil {
+		return err
+	}
+	n.partitioned = "minority"
+	return nil
+}
+
+// heal puts a node back on the main network with its address and name.
+func (c *faultCluster) heal(ctx context.Context, n *faultNode) error {
+	switch n.partitioned {
+	case "":
+		return nil
+	case "minority":
+		if _, err := dockerRun(ctx, time.Minute, "network", "disconnect", c.net2, n.redis); err != nil {
+			return err
+		}
+	}
+	if _, err := dockerRun(ctx, time.Minute, "network", "connect", "--ip", n.ip, "--alias", n.name, c.net, n.redis); err != nil {
+		return err
+	}
+	n.partitioned = ""
+	return nil
+}
+
+// pollUntil calls f every 200 ms until it returns nil, or returns its last
+// error once bound has passed or ctx ends.
+func pollUntil(ctx context.Context, bound time.Duration, f func() error) error {
+	deadline := time.Now().Add(bound)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v: %w", bound, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
