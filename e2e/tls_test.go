@@ -485,7 +485,17 @@ func TestListenerTimeouts(t *testing.T) {
 		if _, err := conn.Write(make([]byte, 10000)); err != nil {
 			t.Fatal(err)
 		}
-		// ... and nothing more.
+		// ... and nothing more: the server gives up on the body, says so
+		// with 408 and closes the connection.
+		_ = conn.SetReadDeadline(time.Now().Add(10 * ioTimeout))
+		answer, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer to the stalled upload: %v", err)
+		}
+		answer.Body.Close()
+		if answer.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("stalled upload: %d, want 408", answer.StatusCode)
+		}
 		closedWithin(t, conn, 10*ioTimeout)
 		resp, err := http.Get(n.URL + "stalled.bin")
 		if err != nil {

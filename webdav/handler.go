@@ -564,6 +564,11 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, p string) er
 		if errors.Is(err, ErrUnavailable) {
 			return &statusError{status: http.StatusServiceUnavailable, msg: "the upload could not be stored on a majority of nodes; retry", err: err}
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The listener's I/O timeout ended a body that stopped coming.
+			return &statusError{status: http.StatusRequestTimeout,
+				msg: "the request body stopped arriving for longer than the server's I/O timeout", err: err}
+		}
 		if ctx.Err() != nil || isBodyError(err) {
 			return &statusError{status: http.StatusBadRequest, msg: "reading the request body failed", err: err}
 		}
