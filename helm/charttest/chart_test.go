@@ -202,6 +202,9 @@ func TestChart(t *testing.T) {
 				{"routing", checkRouting},
 				{"service monitor", checkServiceMonitor},
 				{"tls", checkTLS},
+				{"auth", checkAuth},
+				{"optional env", checkOptionalEnv},
+				{"env names", checkEnvNames},
 			}
 			for _, c := range checks {
 				t.Run(c.name, func(t *testing.T) { c.f(t, r) })

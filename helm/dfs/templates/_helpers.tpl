@@ -84,3 +84,23 @@ dfs.io/service: client
 {{- define "dfs.scheme" -}}
 {{- if .Values.tls.existingSecret }}https{{ else }}http{{ end }}
 {{- end }}
+
+{{/* An env entry for an optional value, given as (list NAME VALUE):
+nothing when VALUE is null, so the binary's default applies. Numbers are
+written out in full: Helm reads YAML numbers as float64, which would
+otherwise print as 1.099511627776e+12, a value dfs refuses. */}}
+{{- define "dfs.optionalEnv" -}}
+{{- $v := index . 1 }}
+{{- if not (kindIs "invalid" $v) }}
+- name: {{ index . 0 }}
+  {{- if and (kindIs "float64" $v) (eq $v (floor $v)) }}
+  value: {{ int64 $v | toString | quote }}
+  {{- else }}
+  value: {{ toString $v | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the htpasswd Secret is mounted: a directory, so that kubelet
+updates it in place (it never updates a subPath mount). */}}
+{{- define "dfs.usersDir" -}}/etc/dfs/users{{- end }}
