@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dfs's tests use when they are missing:
 # redis-server (metadata store tests), litmus (WebDAV conformance), rclone
-# and cadaver (real client sessions), redis-cli (the Redis image's health
+# and cadaver (real client sessions), htpasswd from apache2-utils (dfs user
+# add checked against Apache's own tool), redis-cli (the Redis image's health
 # check) and Docker Compose (make docker-test; the Docker engine itself must
 # already run: the test fails without it). Go modules come through the module
 # proxy on first build.
@@ -14,6 +15,8 @@ command -v rclone >/dev/null || need+=(rclone)
 command -v cadaver >/dev/null || need+=(cadaver)
 command -v curl >/dev/null || need+=(curl)
 command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v script >/dev/null || need+=(bsdutils)
 if ! docker compose version >/dev/null 2>&1 && ! docker-compose version >/dev/null 2>&1; then
 	need+=(docker-compose)
 fi
