@@ -55,6 +55,25 @@ type UserSource interface {
 	Dummy() []byte
 }
 
+// Result is what the gate made of one request, for metrics.
+type Result string
+
+// The results Config.Observe receives. They never say whether a user
+// exists: /metrics is public.
+const (
+	ResultOK         Result = "ok"                // credentials accepted (checked or remembered)
+	ResultForwarded  Result = "forwarded"         // a user another node authenticated
+	ResultChallenged Result = "challenged"        // no credentials: 401 with the challenge
+	ResultMalformed  Result = "malformed"         // an Authorization header that is not Basic or not valid
+	ResultFailed     Result = "failed"            // wrong user name or password
+	ResultReadOnly   Result = "read_only_refused" // a read-only user asked to change something
+)
+
+// Results lists every Result, for metrics that show each from the start.
+func Results() []Result {
+	return []Result{ResultOK, ResultForwarded, ResultChallenged, ResultMalformed, ResultFailed, ResultReadOnly}
+}
+
 // Config configures an Authenticator.
 type Config struct {
 	// Users is the user set; nil leaves the API open (every request passes,
@@ -73,7 +92,10 @@ type Config struct {
 	// half the CPUs, at least 1): a flood of guesses queues instead of
 	// taking every CPU from the node's real work.
 	MaxChecks int
-	Log       zerolog.Logger
+	// Observe, if set, is told the result of every request the gate
+	// decides on, once per request (not of requests to an open API).
+	Observe func(Result)
+	Log     zerolog.Logger
 	// Now and Sleep are the clock (time.Now, a timer); tests replace them.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -90,6 +112,7 @@ type Authenticator struct {
 	log      zerolog.Logger
 	sleep    func(ctx context.Context, d time.Duration) error
 	checks   chan struct{} // one token per bcrypt comparison running
+	observe  func(Result)
 }
 
 // New returns an Authenticator.
@@ -114,6 +137,9 @@ func New(cfg Config) *Authenticator {
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = 2 * time.Minute
 	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(Result) {}
+	}
 	if cfg.MaxChecks <= 0 {
 		cfg.MaxChecks = max(1, runtime.GOMAXPROCS(0)/2)
 	}
@@ -127,6 +153,7 @@ func New(cfg Config) *Authenticator {
 		log:      cfg.Log,
 		sleep:    cfg.Sleep,
 		checks:   make(chan struct{}, cfg.MaxChecks),
+		observe:  cfg.Observe,
 	}
 	for _, u := range cfg.ReadOnly {
 		a.readOnly[u] = true
@@ -176,17 +203,21 @@ func (a *Authenticator) Wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		passed := ResultForwarded
 		if user == "" {
 			var ok bool
 			if user, ok = a.authenticate(w, r); !ok {
 				return
 			}
+			passed = ResultOK
 		}
 		if a.readOnly[user] && !ReadMethod(r.Method) {
+			a.observe(ResultReadOnly)
 			a.log.Info().Str("user", user).Str("method", r.Method).Str("path", r.URL.Path).Msg("read-only user refused")
 			http.Error(w, fmt.Sprintf("dfs: user %s is read-only: %s is not allowed (read-only users may use GET, HEAD, OPTIONS and PROPFIND)", user, r.Method), http.StatusForbidden)
 			return
 		}
+		a.observe(passed)
 		r.Header.Set(UserHeader, user)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
 	})
@@ -210,10 +241,12 @@ func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (st
 	if errors.Is(err, ErrNoCredentials) {
 		// Clients ask without credentials first and answer the challenge:
 		// not a failure.
+		a.observe(ResultChallenged)
 		a.challenge(w, err.Error(), 0)
 		return "", false
 	}
 	if err != nil {
+		a.observe(ResultMalformed)
 		a.backoff.Fail("ip " + ip)
 		a.log.Warn().Str("client_ip", ip).Err(err).Msg("authentication failed")
 		a.challenge(w, err.Error(), a.backoff.Delay("ip "+ip))
@@ -253,6 +286,7 @@ func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (st
 	if !known {
 		reason = "unknown user"
 	}
+	a.observe(ResultFailed)
 	ipFails, userFails := a.backoff.Fail(ipKey), a.backoff.Fail(uKey)
 	next := max(a.backoff.Delay(ipKey), a.backoff.Delay(uKey))
 	a.log.Warn().Str("user", user).Str("client_ip", ip).Str("reason", reason).

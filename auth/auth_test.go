@@ -27,6 +27,7 @@ type gate struct {
 	slept  []time.Duration
 	logs   *bytes.Buffer
 	served []string // user seen by the wrapped handler, per request that reached it
+	result []Result // what Config.Observe was told, per request
 }
 
 func newGate(t *testing.T, readOnly ...string) *gate {
@@ -41,6 +42,7 @@ func newGate(t *testing.T, readOnly ...string) *gate {
 	g.a = New(Config{
 		Users: g.users, ReadOnly: readOnly, ClusterSecret: testSecret,
 		Backoff: BackoffConfig{Free: 2, Base: time.Second, Max: 8 * time.Second, HalfLife: time.Minute},
+		Observe: func(r Result) { g.result = append(g.result, r) },
 		Log:     zerolog.New(g.logs), Now: g.clock.now,
 		Sleep: func(_ context.Context, d time.Duration) error {
 			g.slept = append(g.slept, d)
@@ -82,22 +84,23 @@ func TestGate(t *testing.T) {
 		status int
 		served string // what the next handler saw; "" if it was not reached
 		body   string
+		result Result // what the metrics are told
 	}{
-		{"no credentials", "GET", nil, 401, "", "requires HTTP Basic"},
-		{"other scheme", "GET", map[string]string{"Authorization": "Bearer abc"}, 401, "", "only Basic"},
-		{"malformed", "GET", map[string]string{"Authorization": "Basic !!!"}, 401, "", "malformed"},
-		{"wrong password", "GET", basic("alice", "nope"), 401, "", "wrong user name or password"},
-		{"unknown user", "GET", basic("mallory", "alice-pw"), 401, "", "wrong user name or password"},
-		{"right password", "PUT", basic("alice", "alice-pw"), 204, "alice|alice", ""},
-		{"scheme in any case", "GET", map[string]string{"Authorization": strings.Replace(FormatBasic("alice", "alice-pw"), "Basic", "bAsIc", 1)}, 204, "alice|alice", ""},
-		{"read-only user reads", "PROPFIND", basic("reader", "reader-pw"), 204, "reader|reader", ""},
-		{"read-only user writes", "PUT", basic("reader", "reader-pw"), 403, "", "user reader is read-only: PUT"},
-		{"forged user header, no secret", "PUT", map[string]string{UserHeader: "alice"}, 401, "", ""},
-		{"forged user header, wrong secret", "PUT", map[string]string{UserHeader: "alice", clusterauth.Header: "guess"}, 401, "", ""},
-		{"forged user header beside own credentials", "PUT", map[string]string{UserHeader: "alice", "Authorization": FormatBasic("reader", "reader-pw")}, 403, "", "user reader is read-only"},
-		{"forwarded by a node", "PUT", map[string]string{UserHeader: "alice", clusterauth.Header: testSecret}, 204, "alice|alice", ""},
-		{"forwarded read-only user", "DELETE", map[string]string{UserHeader: "reader", clusterauth.Header: testSecret}, 403, "", "read-only"},
-		{"forwarded without a user", "PUT", map[string]string{clusterauth.Header: testSecret}, 401, "", ""},
+		{"no credentials", "GET", nil, 401, "", "requires HTTP Basic", ResultChallenged},
+		{"other scheme", "GET", map[string]string{"Authorization": "Bearer abc"}, 401, "", "only Basic", ResultMalformed},
+		{"malformed", "GET", map[string]string{"Authorization": "Basic !!!"}, 401, "", "malformed", ResultMalformed},
+		{"wrong password", "GET", basic("alice", "nope"), 401, "", "wrong user name or password", ResultFailed},
+		{"unknown user", "GET", basic("mallory", "alice-pw"), 401, "", "wrong user name or password", ResultFailed},
+		{"right password", "PUT", basic("alice", "alice-pw"), 204, "alice|alice", "", ResultOK},
+		{"scheme in any case", "GET", map[string]string{"Authorization": strings.Replace(FormatBasic("alice", "alice-pw"), "Basic", "bAsIc", 1)}, 204, "alice|alice", "", ResultOK},
+		{"read-only user reads", "PROPFIND", basic("reader", "reader-pw"), 204, "reader|reader", "", ResultOK},
+		{"read-only user writes", "PUT", basic("reader", "reader-pw"), 403, "", "user reader is read-only: PUT", ResultReadOnly},
+		{"forged user header, no secret", "PUT", map[string]string{UserHeader: "alice"}, 401, "", "", ResultChallenged},
+		{"forged user header, wrong secret", "PUT", map[string]string{UserHeader: "alice", clusterauth.Header: "guess"}, 401, "", "", ResultChallenged},
+		{"forged user header beside own credentials", "PUT", map[string]string{UserHeader: "alice", "Authorization": FormatBasic("reader", "reader-pw")}, 403, "", "user reader is read-only", ResultReadOnly},
+		{"forwarded by a node", "PUT", map[string]string{UserHeader: "alice", clusterauth.Header: testSecret}, 204, "alice|alice", "", ResultForwarded},
+		{"forwarded read-only user", "DELETE", map[string]string{UserHeader: "reader", clusterauth.Header: testSecret}, 403, "", "read-only", ResultReadOnly},
+		{"forwarded without a user", "PUT", map[string]string{clusterauth.Header: testSecret}, 401, "", "", ResultChallenged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +121,9 @@ func TestGate(t *testing.T) {
 			}
 			if served != tt.served {
 				t.Errorf("next handler saw %q, want %q", served, tt.served)
+			}
+			if len(g.result) != 1 || g.result[0] != tt.result {
+				t.Errorf("observed %v, want exactly [%s]", g.result, tt.result)
 			}
 			if strings.Contains(g.logs.String(), "-pw") {
 				t.Errorf("a password reached the log: %s", g.logs.String())

@@ -44,7 +44,10 @@ func (s *Server) newAuth() (*auth.Authenticator, error) {
 		ReadOnly:      o.ReadOnlyUsers,
 		Realm:         o.Realm,
 		ClusterSecret: s.cfg.ClusterSecret,
-		Log:           s.log.With().Str("component", "auth").Logger(),
+		// s.metrics is made after the gate, but before the listener
+		// serves the first request.
+		Observe: func(r auth.Result) { s.metrics.authResult(r) },
+		Log:     s.log.With().Str("component", "auth").Logger(),
 	}), nil
 }
 

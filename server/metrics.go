@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dfs-project/dfs/auth"
 )
 
 // metrics is a node's Prometheus registry, served at GET /metrics. Each
@@ -19,6 +21,7 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	auth     *prometheus.CounterVec
 }
 
 // webdavMethods are the method label values; any other method counts as
@@ -43,12 +46,24 @@ func newMetrics(s *Server) *metrics {
 			// Up to 5 minutes: uploads and downloads of large files stream.
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 		}, []string{"method"}),
+		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dfs_auth_requests_total",
+			Help: "Requests the authentication gate decided on, by result: ok, forwarded (a user another node " +
+				"authenticated), challenged (no credentials), malformed, failed (wrong user name or password), " +
+				"read_only_refused. A rising failed count is someone guessing passwords.",
+		}, []string{"result"}),
+	}
+	// Every result shows from the start, at 0: an alert on a rate needs
+	// the series before the first failure.
+	for _, r := range auth.Results() {
+		m.auth.WithLabelValues(string(r))
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests,
 		m.duration,
+		m.auth,
 		nodeCollector{s: s},
 		scrubCollector{sc: s.scrub},
 	)
@@ -63,6 +78,9 @@ func (m *metrics) observe(method string, status int, _ int64, d time.Duration) {
 	m.requests.WithLabelValues(method, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(method).Observe(d.Seconds())
 }
+
+// authResult is auth.Config.Observe.
+func (m *metrics) authResult(r auth.Result) { m.auth.WithLabelValues(string(r)).Inc() }
 
 // handler serves the registry in the Prometheus exposition formats. A
 // metric that cannot be read (the metadata store is down) is left out and

@@ -3,13 +3,16 @@ package server_test
 import (
 	"bytes"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/dfs-project/dfs/auth"
 	"github.com/dfs-project/dfs/internal/testcluster"
 	"github.com/dfs-project/dfs/server"
 )
@@ -135,6 +138,68 @@ func TestMetrics(t *testing.T) {
 			if lp.GetName() == "method" && lp.GetValue() == http.MethodGet && m.GetCounter().GetValue() != 1 {
 				t.Errorf("GET requests counted %v after one WebDAV GET and two scrapes", m.GetCounter().GetValue())
 			}
+		}
+	}
+}
+
+// TestAuthMetrics: /metrics counts what the authentication gate decided,
+// every result from zero, and never names a user.
+func TestAuthMetrics(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users")
+	for name, pw := range map[string]string{"alice": "alice-pw", "auditor": "auditor-pw"} {
+		hash, err := auth.HashPassword(pw, bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := auth.SetUser(users, name, hash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := testcluster.Start(t, server.Config{ID: "n1", Bootstrap: true,
+		Auth: auth.Options{HtpasswdFile: users, ReadOnlyUsers: []string{"auditor"}}})
+	testcluster.WaitConverged(t, []*testcluster.Node{n}, "n1")
+
+	before, _ := scrape(t, n)
+	for _, r := range auth.Results() {
+		if v := value(t, before, "dfs_auth_requests_total", "result", string(r)); v != 0 {
+			t.Errorf(`dfs_auth_requests_total{result=%q} = %v before any request, want 0`, r, v)
+		}
+	}
+
+	cred := func(user, pw string) map[string]string {
+		return map[string]string{"Authorization": auth.FormatBasic(user, pw)}
+	}
+	requests := []struct {
+		method string
+		header map[string]string
+		status int
+	}{
+		{http.MethodGet, nil, http.StatusUnauthorized},
+		{http.MethodGet, map[string]string{"Authorization": "Basic !!!"}, http.StatusUnauthorized},
+		{http.MethodGet, cred("alice", "guess"), http.StatusUnauthorized},
+		{http.MethodGet, cred("mallory", "guess"), http.StatusUnauthorized},
+		{"PROPFIND", cred("alice", "alice-pw"), http.StatusMultiStatus},
+		{http.MethodDelete, cred("auditor", "auditor-pw"), http.StatusForbidden},
+	}
+	for _, rq := range requests {
+		if r := do(t, rq.method, n.URL()+"/", rq.header, nil); r.status != rq.status {
+			t.Fatalf("%s with %v: %d, want %d: %s", rq.method, rq.header, r.status, rq.status, r.body)
+		}
+	}
+
+	after, body := scrape(t, n)
+	want := map[auth.Result]float64{
+		auth.ResultChallenged: 1, auth.ResultMalformed: 1, auth.ResultFailed: 2,
+		auth.ResultOK: 1, auth.ResultReadOnly: 1, auth.ResultForwarded: 0,
+	}
+	for r, w := range want {
+		if v := value(t, after, "dfs_auth_requests_total", "result", string(r)); v != w {
+			t.Errorf(`dfs_auth_requests_total{result=%q} = %v, want %v`, r, v, w)
+		}
+	}
+	for _, name := range []string{"alice", "auditor", "mallory"} {
+		if strings.Contains(body, name) {
+			t.Errorf("/metrics names user %q:\n%s", name, body)
 		}
 	}
 }
