@@ -90,10 +90,15 @@ func (c *Cluster) Forward(next http.Handler) http.Handler {
 		defer fcancel(nil)
 		go c.watchLeader(fctx, id, fwd, fcancel)
 		out := r.WithContext(fctx)
+		var body *interruptibleBody
 		if r.ContentLength != 0 {
-			out.Body = interruptible(fctx, r.Body)
+			body = interruptible(fctx, r.Body)
+			out.Body = body
 		}
 		c.proxy.ServeHTTP(w, out)
+		if body != nil {
+			body.finish()
+		}
 	})
 }
 
@@ -147,29 +152,54 @@ func (c *Cluster) watchLeader(ctx context.Context, target string, fwd *forwarded
 // read. A pipe holds no data: the upload still streams. The copy starts
 // with the first read, so an Expect: 100-continue still waits for the
 // leader's go-ahead.
-func interruptible(ctx context.Context, body io.ReadCloser) io.ReadCloser {
+func interruptible(ctx context.Context, body io.ReadCloser) *interruptibleBody {
 	pr, pw := io.Pipe()
 	context.AfterFunc(ctx, func() { pr.CloseWithError(context.Cause(ctx)) })
-	return &interruptibleBody{pr: pr, start: func() {
-		go func() {
-			_, err := io.Copy(pw, body)
-			pw.CloseWithError(err)
-		}()
-	}}
+	return &interruptibleBody{src: body, pr: pr, pw: pw}
 }
 
 type interruptibleBody struct {
-	once  sync.Once
-	start func()
-	pr    *io.PipeReader
+	src io.ReadCloser
+	pr  *io.PipeReader
+	pw  *io.PipeWriter
+
+	mu       sync.Mutex
+	started  bool // the copy from src runs
+	finished bool // the proxy is done: no copy starts any more
 }
 
 func (b *interruptibleBody) Read(p []byte) (int, error) {
-	b.once.Do(b.start)
+	b.mu.Lock()
+	if !b.started && !b.finished {
+		b.started = true
+		go func() {
+			_, err := io.Copy(b.pw, b.src)
+			b.pw.CloseWithError(err)
+		}()
+	}
+	b.mu.Unlock()
 	return b.pr.Read(p)
 }
 
 func (b *interruptibleBody) Close() error { return b.pr.Close() }
+
+// finish is called once the proxy is done with the request. A body nobody
+// started reading (the leader could not be reached) is closed here, before
+// the handler returns: net/http's server, in full duplex, panics on the
+// connection's next request when the handler left the body unread
+// (golang/go#68560), and the client's kept-alive connection is reset.
+// Close discards a small rest, so the connection stays usable. A copy that
+// runs is left to end by itself: it may be waiting on the client, and
+// closing under it would wait too.
+func (b *interruptibleBody) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.finished = true
+	if !b.started {
+		b.pw.CloseWithError(io.ErrUnexpectedEOF)
+		_ = b.src.Close()
+	}
+}
 
 func (c *Cluster) newProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{

@@ -1,13 +1,20 @@
 package cluster_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dfs-project/dfs/internal/testcluster"
+	"github.com/dfs-project/dfs/server"
 )
 
 // TestForwardAbandonedWhenLeaderChanges: a write a follower forwarded to the
@@ -65,5 +72,60 @@ func TestForwardAbandonedWhenLeaderChanges(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the forwarded write still waits for the old leader 10 s after the leader changed")
+	}
+}
+
+// TestForwardFailureKeepsConnectionUsable: a follower that cannot reach the
+// leader answers a write with 503 without reading its body, and the
+// client's keep-alive connection must stay usable for the next request.
+// net/http's server panics on the next request of such a connection when
+// the handler enabled full duplex and left the body unread (golang/go
+// #68560), so the client's next request met a reset connection (found by
+// TestNoLeaderAnswers503: a PROPFIND after a refused PUT).
+func TestForwardFailureKeepsConnectionUsable(t *testing.T) {
+	// n1 advertises the URL of a front that the test closes later: n1
+	// keeps leading, but the follower can no longer reach it.
+	httpAddr := testcluster.FreeAddr(t)
+	front := httptest.NewServer(httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: httpAddr}))
+	defer front.Close()
+	n1 := testcluster.Start(t, server.Config{ID: "n1", Bootstrap: true, HTTPAddr: httpAddr, Advertise: front.URL})
+	testcluster.WaitConverged(t, []*testcluster.Node{n1}, "n1")
+	n2 := testcluster.Start(t, server.Config{ID: "n2", Join: []string{n1.URL()}})
+	testcluster.WaitConverged(t, []*testcluster.Node{n1, n2}, "n1", "n2")
+	front.Close()
+
+	tr := &http.Transport{MaxConnsPerHost: 1, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var conns atomic.Int32
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+		if !ci.Reused {
+			conns.Add(1)
+		}
+	}}
+	send := func(method, path string, body io.Reader) int {
+		t.Helper()
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctxT(t), trace), method, n2.URL()+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s on a kept-alive connection: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	for i := range 50 {
+		if got := send(http.MethodPut, fmt.Sprintf("/f%d.txt", i), strings.NewReader("x")); got != http.StatusServiceUnavailable {
+			t.Fatalf("PUT through a follower that cannot reach the leader: %d, want 503", got)
+		}
+		if got := send(http.MethodGet, "/healthz", nil); got != http.StatusOK {
+			t.Fatalf("GET /healthz after the refused PUT: %d", got)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the client needed %d connections for 100 requests, want 1: the follower closed kept-alive connections", n)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dfs-project/dfs/internal/testport"
 )
 
 // dockerStatus is the part of GET /cluster/status the test reads.
@@ -205,15 +206,7 @@ func envOr(name, def string) string {
 	return def
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return testport.Port(t) }
 
 // run runs a compose command and fails the test if it fails.
 func (c *dockerCluster) run(ctx context.Context, timeout time.Duration, args ...string) string {

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dfs-project/dfs/internal/testport"
 	"github.com/dfs-project/dfs/internal/testredis"
 )
 
@@ -73,35 +73,9 @@ type nodeSpec struct {
 	Extra    []string
 }
 
-// handedOut remembers every port freeAddr returned in this test process:
-// the kernel readily hands a just-released port out again, and a node whose
-// Raft port equals another node's HTTP port makes a cluster that never forms.
-var handedOut = struct {
-	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
-
 // freeAddr returns a loopback address with a port nobody listens on and no
-// other node of this test process was given.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().(*net.TCPAddr)
-		l.Close()
-		if !handedOut.ports[addr.Port] {
-			handedOut.ports[addr.Port] = true
-			return addr.String()
-		}
-	}
-	t.Fatal("no unused loopback port found")
-	return ""
-}
+// other node of this test process was given (package testport).
+func freeAddr(t testing.TB) string { return testport.Addr(t) }
 
 type store int
 

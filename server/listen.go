@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dfs-project/dfs/internal/tlsutil"
@@ -141,7 +142,7 @@ func withIOTimeout(d time.Duration, h http.Handler) http.Handler {
 			// rest of a body the handler left unread, which the server
 			// reads and discards before it answers.
 			_ = rc.SetWriteDeadline(time.Now().Add(d))
-			if body != nil && !body.done && !body.failed {
+			if body != nil && !body.done.Load() && !body.failed.Load() {
 				_ = rc.SetReadDeadline(time.Now().Add(d))
 			}
 		}()
@@ -152,10 +153,12 @@ func withIOTimeout(d time.Duration, h http.Handler) http.Handler {
 // progressBody pushes the read deadline out before each read of the body.
 type progressBody struct {
 	io.ReadCloser
-	rc     *http.ResponseController
-	d      time.Duration
-	done   bool // the body has ended
-	failed bool // a read failed: the deadline stays as it is
+	rc *http.ResponseController
+	d  time.Duration
+	// Atomic: a forwarding node copies the body in a goroutine of its
+	// own, which may still read when the handler has returned.
+	done   atomic.Bool // the body has ended
+	failed atomic.Bool // a read failed: the deadline stays as it is
 }
 
 func (b *progressBody) Read(p []byte) (int, error) {
@@ -163,13 +166,13 @@ func (b *progressBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	switch {
 	case err == io.EOF:
-		b.done = true
+		b.done.Store(true)
 		_ = b.rc.SetReadDeadline(time.Time{})
 	case err != nil:
 		// Timeouts do not stick to a connection: clearing the deadline
 		// would let the server's discard of the rest of the body wait
 		// forever on the stalled client.
-		b.failed = true
+		b.failed.Store(true)
 	}
 	return n, err
 }

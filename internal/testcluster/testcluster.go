@@ -7,7 +7,6 @@ package testcluster
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dfs-project/dfs/cluster"
+	"github.com/dfs-project/dfs/internal/testport"
 	"github.com/dfs-project/dfs/metastore"
 	"github.com/dfs-project/dfs/server"
 )
@@ -39,16 +39,9 @@ type Node struct {
 	once   sync.Once
 }
 
-// FreeAddr returns a loopback address with a port nobody listens on now.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// FreeAddr returns a loopback address with a port nobody listens on now
+// and no other caller in this process was given (package testport).
+func FreeAddr(t testing.TB) string { return testport.Addr(t) }
 
 // Fast sets Raft timeouts for loopback tests.
 func Fast(cfg *server.Config) {
