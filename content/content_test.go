@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/dfs-project/dfs/internal/testdisk"
 )
 
 func testLogger(t testing.TB) zerolog.Logger {
@@ -293,23 +295,6 @@ func corrupt(t *testing.T, s *Store, h string, f func(path string) error) {
 	t.Helper()
 	if err := f(s.path(h)); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func flipByte(off int64) func(string) error {
-	return func(p string) error {
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		b := make([]byte, 1)
-		if _, err := f.ReadAt(b, off); err != nil {
-			return err
-		}
-		b[0] ^= 0x01
-		_, err = f.WriteAt(b, off)
-		return err
 	}
 }
 
@@ -703,4 +688,8 @@ func TestStrayFilesLeftAlone(t *testing.T) {
 			t.Fatalf("stray file removed: %v", err)
 		}
 	}
+}
+
+func flipByte(off int64) func(string) error {
+	return func(p string) error { return testdisk.FlipByte(p, off) }
 }

@@ -14,9 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/dfs-project/dfs/internal/testlog"
 )
 
 // basicAuth adds HTTP Basic credentials to every request it carries.
@@ -442,7 +443,7 @@ func TestAuthUserAddPrompt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out lockedBuffer
+		var out testlog.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -471,22 +472,4 @@ func TestAuthUserAddPrompt(t *testing.T) {
 	if out, err := exec.Command("htpasswd", "-vb", path, "alice", "tty-pw").CombinedOutput(); err != nil {
 		t.Fatalf("htpasswd -v: %v %s", err, out)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer a process writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -6,19 +6,17 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/dfs-project/dfs/internal/testlog"
 	"github.com/dfs-project/dfs/internal/testport"
 	"github.com/dfs-project/dfs/internal/testredis"
 )
@@ -52,11 +50,10 @@ type node struct {
 	URL     string // WebDAV base URL, ending in "/"
 	DataDir string
 	cmd     *exec.Cmd
-	log     *bytes.Buffer // read it with logText while the process runs
+	log     *testlog.Buffer // read it with logText while the process runs
 	exited  chan struct{}
 
-	spec  nodeSpec    // how the process was started; restart reuses it
-	logMu *sync.Mutex // guards log against the process's output copier
+	spec nodeSpec // how the process was started; restart reuses it
 
 	paused bool // SIGSTOPped by the test (pause); only the test goroutine touches it
 }
@@ -130,12 +127,11 @@ func launchNode(t testing.TB, spec nodeSpec, bootstrap bool) *node {
 		args = append(args, "--redis-url", spec.RedisURL)
 	}
 	args = append(args, spec.Extra...)
-	n := &node{URL: "http://" + spec.HTTPAddr + "/", DataDir: spec.DataDir, log: &bytes.Buffer{},
-		exited: make(chan struct{}), spec: spec, logMu: &sync.Mutex{}}
+	n := &node{URL: "http://" + spec.HTTPAddr + "/", DataDir: spec.DataDir, log: &testlog.Buffer{},
+		exited: make(chan struct{}), spec: spec}
 	n.cmd = exec.Command(dfsBin, args...)
 	n.cmd.Env = append(os.Environ(), "DFS_LOG_FORMAT=json", "DFS_LOG_LEVEL=info")
-	out := lockedWriter{mu: n.logMu, w: n.log}
-	n.cmd.Stdout, n.cmd.Stderr = out, out
+	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start dfs: %v", err)
 	}
@@ -171,20 +167,7 @@ func (n *node) restart(t testing.TB, bootstrap bool) *node {
 
 // logText returns what the process has logged so far.
 func (n *node) logText() string {
-	n.logMu.Lock()
-	defer n.logMu.Unlock()
 	return n.log.String()
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func (n *node) stop() {

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dfs-project/dfs/internal/testdisk"
 )
 
 // scrubView is the scrub part of a node's report.
@@ -57,24 +59,6 @@ func waitObject(t *testing.T, n *node, data []byte) string {
 		t.Fatalf("%s never stored %s", n.spec.ID, p)
 	}
 	return p
-}
-
-// flipByte damages one byte of a file in place, as a failing disk would.
-func flipByte(t *testing.T, p string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x20
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // fileSHA is the SHA-256 of a file on disk ("" if it cannot be read).
@@ -307,5 +291,13 @@ func TestScrubNoGoodCopy(t *testing.T) {
 	}
 	if !strings.Contains(n.logText(), "no good copy of corrupt content") {
 		t.Error("the failed repair was not logged")
+	}
+}
+
+// flipByte damages one byte of a file in place, as a failing disk would.
+func flipByte(t *testing.T, p string, off int64) {
+	t.Helper()
+	if err := testdisk.FlipByte(p, off); err != nil {
+		t.Fatal(err)
 	}
 }

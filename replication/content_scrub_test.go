@@ -16,25 +16,8 @@ import (
 
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/internal/testdisk"
 )
-
-// flipAt flips one byte of the file at path.
-func flipAt(t *testing.T, path string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x80
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestReadRepair corrupts a block of the local copy and reads it the way
 // a GET does: the reader must deliver exactly the right bytes (fetching a
@@ -65,7 +48,7 @@ func TestReadRepair(t *testing.T) {
 			if !tc.noPeer {
 				peer.put(t, data)
 			}
-			flipAt(t, objectPath(x, h), tc.flip)
+			flipByte(t, objectPath(x, h), tc.flip)
 
 			f, err := x.c.Open(ctCtx(t), h, size)
 			if err != nil {
@@ -123,7 +106,7 @@ func TestReadRepairLegacy(t *testing.T) {
 	if err := os.Remove(filepath.Join(x.dir, "content", "sums", h[:2], h)); err != nil {
 		t.Fatal(err)
 	}
-	flipAt(t, objectPath(x, h), 100)
+	flipByte(t, objectPath(x, h), 100)
 	if _, err := openAll(t, x, h, int64(len(data))); !errors.Is(err, content.ErrCorrupt) {
 		t.Fatalf("reading a corrupt object without sums: %v, want ErrCorrupt", err)
 	}
@@ -171,11 +154,11 @@ func TestReadRepairOverHTTP(t *testing.T) {
 		}
 		return b
 	}
-	flipAt(t, objectPath(x, h), 4*content.BlockSize+3)
+	flipByte(t, objectPath(x, h), 4*content.BlockSize+3)
 	if got := get("bytes=100-"); !bytes.Equal(got, data[100:]) {
 		t.Fatal("range GET over a corrupt block delivered wrong bytes")
 	}
-	flipAt(t, objectPath(x, h), 2*content.BlockSize)
+	flipByte(t, objectPath(x, h), 2*content.BlockSize)
 	if got := get(""); !bytes.Equal(got, data) {
 		t.Fatal("GET over a corrupt block delivered wrong bytes")
 	}
@@ -202,10 +185,10 @@ func TestScrub(t *testing.T) {
 	}
 	// Garbage: corrupt and unreferenced, only quarantined.
 	garbage := x.put(t, randData(t, 5000))
-	flipAt(t, objectPath(x, garbage), 10)
+	flipByte(t, objectPath(x, garbage), 10)
 
-	flipAt(t, objectPath(x, hashes[0]), 50)                    // small object
-	flipAt(t, objectPath(x, hashes[3]), 2*content.BlockSize+1) // a block
+	flipByte(t, objectPath(x, hashes[0]), 50)                    // small object
+	flipByte(t, objectPath(x, hashes[3]), 2*content.BlockSize+1) // a block
 	if err := os.Truncate(objectPath(x, hashes[2]), 1000); err != nil {
 		t.Fatal(err)
 	}
@@ -247,9 +230,17 @@ func TestScrub(t *testing.T) {
 		t.Fatalf("clean pass = %+v, %v", st, err)
 	}
 	x.setPeers()
-	flipAt(t, objectPath(x, hashes[4]), 7)
+	flipByte(t, objectPath(x, hashes[4]), 7)
 	st, err = x.c.Scrub(ctx, nil, nil)
 	if err != nil || st.Corrupt != 1 || st.Unrepaired != 1 || st.Missing != 0 {
 		t.Fatalf("pass without peers = %+v, %v; want 1 corrupt, unrepaired, not also missing", st, err)
+	}
+}
+
+// flipByte damages one byte of the file at path.
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	if err := testdisk.FlipByte(path, off); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/internal/testlog"
 	"github.com/dfs-project/dfs/internal/testredis"
 	"github.com/dfs-project/dfs/metastore"
 	"github.com/dfs-project/dfs/metastore/boltstore"
@@ -43,28 +44,9 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// logBuffer collects node logs and prints them if the test fails; raft's
-// goroutines may log after a test's last line, which t.Log forbids.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 func testLogger(t *testing.T) zerolog.Logger {
-	lb := &logBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			lb.mu.Lock()
-			t.Logf("node logs:\n%s", lb.b.String())
-			lb.mu.Unlock()
-		}
-	})
+	lb := &testlog.Buffer{}
+	lb.ShowOnFailure(t, "node logs")
 	return zerolog.New(lb).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 }
 

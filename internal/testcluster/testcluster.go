@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dfs-project/dfs/cluster"
+	"github.com/dfs-project/dfs/internal/testlog"
 	"github.com/dfs-project/dfs/internal/testport"
 	"github.com/dfs-project/dfs/metastore"
 	"github.com/dfs-project/dfs/server"
@@ -74,13 +75,9 @@ func New(t testing.TB, cfg server.Config) *Node {
 	if cfg.ElectionTimeout == 0 {
 		Fast(&cfg)
 	}
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	cfg.Log = zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("node %s log:\n%s", cfg.ID, logs.String())
-		}
-	})
+	logs.ShowOnFailure(t, "node "+cfg.ID+" log")
 	srv, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("server.New(%s): %v", cfg.ID, err)
@@ -268,23 +265,4 @@ func Followers(nodes []*Node, leader *Node) []*Node {
 		}
 	}
 	return out
-}
-
-// logBuffer collects a node's log; raft may log after the test's last
-// line, which t.Log forbids, so it is printed only on failure.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

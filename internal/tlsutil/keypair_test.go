@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/dfs-project/dfs/internal/testlog"
 	"github.com/dfs-project/dfs/internal/testpki"
 )
 
@@ -319,7 +319,7 @@ func TestKeyPairWatch(t *testing.T) {
 	a, b := ca.Issue(t, "a"), ca.Issue(t, "b")
 	dir := t.TempDir()
 	cf, kf := a.Write(t, dir)
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	kp, err := NewKeyPair(cf, kf, 10*time.Millisecond, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
@@ -337,21 +337,4 @@ func TestKeyPairWatch(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
