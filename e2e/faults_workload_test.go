@@ -339,26 +339,33 @@ func readFile(ctx context.Context, hc *http.Client, base, path string) (state st
 	}
 }
 
-// statCollection tells whether a collection exists (PROPFIND Depth 0).
-func statCollection(ctx context.Context, hc *http.Client, base, path string) (state string, ok bool, err error) {
+// propfind0 asks for one property of path (PROPFIND Depth 0) and returns
+// the status and at most 1 MiB of the answer.
+func propfind0(ctx context.Context, hc *http.Client, base, path, prop string) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "PROPFIND", base+path, strings.NewReader(
-		`<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/></D:prop></D:propfind>`))
+		`<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>`+prop+`</D:prop></D:propfind>`))
 	if err != nil {
-		return "", false, err
+		return 0, nil, err
 	}
 	req.Header.Set("Depth", "0")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", false, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, body, err
+}
+
+// statCollection tells whether a collection exists (PROPFIND Depth 0).
+func statCollection(ctx context.Context, hc *http.Client, base, path string) (state string, ok bool, err error) {
+	status, body, err := propfind0(ctx, hc, base, path, `<D:resourcetype/>`)
 	if err != nil {
 		return "", false, err
 	}
-	switch resp.StatusCode {
+	switch status {
 	case http.StatusNotFound:
 		return stAbsent, true, nil
 	case http.StatusMultiStatus:
@@ -367,28 +374,15 @@ func statCollection(ctx context.Context, hc *http.Client, base, path string) (st
 		}
 		return "file", true, nil
 	default:
-		return "", false, fmt.Errorf("PROPFIND %s: %d", path, resp.StatusCode)
+		return "", false, fmt.Errorf("PROPFIND %s: %d", path, status)
 	}
 }
 
 // readProp reads the client's property (PROPFIND Depth 0 of the props file).
 func readProp(ctx context.Context, hc *http.Client, base, path string) (state string, ok bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "PROPFIND", base+path, strings.NewReader(
-		`<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><F:v xmlns:F="`+propNS+`"/></D:prop></D:propfind>`))
-	if err != nil {
-		return "", false, err
-	}
-	req.Header.Set("Depth", "0")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", false, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil || resp.StatusCode != http.StatusMultiStatus {
-		return "", false, fmt.Errorf("PROPFIND %s: %d %v", path, resp.StatusCode, err)
+	status, body, err := propfind0(ctx, hc, base, path, `<F:v xmlns:F="`+propNS+`"/>`)
+	if err != nil || status != http.StatusMultiStatus {
+		return "", false, fmt.Errorf("PROPFIND %s: %d %v", path, status, err)
 	}
 	var ms struct {
 		Propstats []struct {
