@@ -25,6 +25,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -82,9 +83,18 @@ func serveReference(dir string) {
 
 // benchServer is a running server process under measurement.
 type benchServer struct {
-	name string
-	url  string // base URL ending in "/"
-	pid  int
+	name   string
+	url    string // base URL ending in "/"
+	pid    int
+	client *http.Client // nil: benchClient
+}
+
+// http is the client that reaches s.
+func (s *benchServer) http() *http.Client {
+	if s.client != nil {
+		return s.client
+	}
+	return benchClient
 }
 
 func startReference(b *testing.B) *benchServer {
@@ -144,6 +154,24 @@ func startDFS(b *testing.B, st store) *benchServer {
 	return &benchServer{name: "dfs-" + st.String(), url: n.URL, pid: n.cmd.Process.Pid}
 }
 
+// startDFSHTTPS starts a node serving HTTPS with a certificate from a CA of
+// its own (ECDSA P-256, Go's TLS defaults: TLS 1.3, AES-GCM), the price of
+// --tls-cert beside dfs-embedded.
+func startDFSHTTPS(b *testing.B) *benchServer {
+	b.Helper()
+	p := newPKI(b, "dfs benchmark CA")
+	certFile, keyFile, _ := p.issue(b, "dfs benchmark")
+	spec := nodeSpec{DataDir: b.TempDir(), HTTPAddr: freeAddr(b), RaftAddr: freeAddr(b),
+		Extra: []string{"--tls-cert", certFile, "--tls-key", keyFile}}
+	n := launchTLS(b, spec, true)
+	tr := benchClient.Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: p.pool}
+	b.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr}
+	waitReadyWith(b, hc, n, 30*time.Second)
+	return &benchServer{name: "dfs-https", url: n.URL, pid: n.cmd.Process.Pid, client: hc}
+}
+
 // benchClient is shared by all benchmarks: enough idle connections per host
 // for the concurrent ones, no compression, no proxy from the environment.
 var benchClient = &http.Client{Transport: &http.Transport{
@@ -152,9 +180,9 @@ var benchClient = &http.Client{Transport: &http.Transport{
 	DisableCompression:  true,
 }}
 
-// request sends one request and drains the response body into io.Discard,
-// returning the status and the number of body bytes.
-func request(ctx context.Context, method, url string, body io.Reader, size int64, hdr map[string]string) (int, int64, error) {
+// request sends one request through hc and drains the response body into
+// io.Discard, returning the status and the number of body bytes.
+func request(ctx context.Context, hc *http.Client, method, url string, body io.Reader, size int64, hdr map[string]string) (int, int64, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
 		return 0, 0, err
@@ -165,7 +193,7 @@ func request(ctx context.Context, method, url string, body io.Reader, size int64
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := benchClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s %s: %w", method, url, err)
 	}
@@ -177,8 +205,8 @@ func request(ctx context.Context, method, url string, body io.Reader, size int64
 	return resp.StatusCode, n, nil
 }
 
-func put(ctx context.Context, url string, body io.Reader, size int64) error {
-	status, _, err := request(ctx, http.MethodPut, url, body, size, nil)
+func put(ctx context.Context, hc *http.Client, url string, body io.Reader, size int64) error {
+	status, _, err := request(ctx, hc, http.MethodPut, url, body, size, nil)
 	if err != nil {
 		return err
 	}
@@ -190,7 +218,7 @@ func put(ctx context.Context, url string, body io.Reader, size int64) error {
 
 func mkcol(b *testing.B, url string) {
 	b.Helper()
-	status, _, err := request(b.Context(), "MKCOL", url, nil, 0, nil)
+	status, _, err := request(b.Context(), benchClient, "MKCOL", url, nil, 0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -453,7 +481,7 @@ func checkGrowth(b *testing.B, srv *benchServer, w *rssWatch, peak int64) {
 // BenchmarkLargePut uploads one 1 GiB file (the same path every iteration,
 // new content each time) and reports throughput and the server's peak RSS.
 func BenchmarkLargePut(b *testing.B) {
-	servers := []*benchServer{startReference(b), startDFS(b, embedded)}
+	servers := []*benchServer{startReference(b), startDFS(b, embedded), startDFSHTTPS(b)}
 	cmp := newComparison()
 	var seed atomic.Uint64
 	for _, srv := range servers {
@@ -462,7 +490,7 @@ func BenchmarkLargePut(b *testing.B) {
 			quiesce()
 			w := watchRSS(b, srv.pid)
 			for b.Loop() {
-				if err := put(b.Context(), srv.url+"big.bin", newGenReader(seed.Add(1), largeSize), largeSize); err != nil {
+				if err := put(b.Context(), srv.http(), srv.url+"big.bin", newGenReader(seed.Add(1), largeSize), largeSize); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -478,9 +506,9 @@ func BenchmarkLargePut(b *testing.B) {
 // starts (so it is in the page cache for both servers), and reports
 // throughput and the server's peak RSS.
 func BenchmarkLargeGet(b *testing.B) {
-	servers := []*benchServer{startReference(b), startDFS(b, embedded)}
+	servers := []*benchServer{startReference(b), startDFS(b, embedded), startDFSHTTPS(b)}
 	for i, srv := range servers {
-		if err := put(b.Context(), srv.url+"big.bin", newGenReader(uint64(i), largeSize), largeSize); err != nil {
+		if err := put(b.Context(), srv.http(), srv.url+"big.bin", newGenReader(uint64(i), largeSize), largeSize); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -491,7 +519,7 @@ func BenchmarkLargeGet(b *testing.B) {
 			quiesce()
 			w := watchRSS(b, srv.pid)
 			for b.Loop() {
-				status, n, err := request(b.Context(), http.MethodGet, srv.url+"big.bin", nil, 0, nil)
+				status, n, err := request(b.Context(), srv.http(), http.MethodGet, srv.url+"big.bin", nil, 0, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -530,7 +558,7 @@ func BenchmarkSmallPut(b *testing.B) {
 					w := watchRSS(b, srv.pid)
 					putOne := func(s uint64) error {
 						url := fmt.Sprintf("%ssmall/f%09d.bin", srv.url, s)
-						return put(b.Context(), url, bytes.NewReader(smallBody(s)), smallSize)
+						return put(b.Context(), benchClient, url, bytes.NewReader(smallBody(s)), smallSize)
 					}
 					if clients == 1 {
 						for b.Loop() {
@@ -617,7 +645,7 @@ func fillDir(b *testing.B, srv *benchServer) {
 			for i := next.Add(1); i <= propfindDir; i = next.Add(1) {
 				body := fmt.Sprintf("file %d of the PROPFIND benchmark\n", i)
 				url := fmt.Sprintf("%sdir/file-%05d.txt", srv.url, i)
-				if err := put(b.Context(), url, strings.NewReader(body), int64(len(body))); err != nil {
+				if err := put(b.Context(), benchClient, url, strings.NewReader(body), int64(len(body))); err != nil {
 					errs <- err
 					return
 				}
@@ -645,7 +673,7 @@ func propfind(b *testing.B, srv *benchServer, count *int) {
 		b.Fatal(err)
 	}
 	req.Header.Set("Depth", "1")
-	resp, err := benchClient.Do(req)
+	resp, err := srv.http().Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}

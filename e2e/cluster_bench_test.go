@@ -65,7 +65,7 @@ func BenchmarkClusterCatchUp(b *testing.B) {
 	l := c.nodes[c.leader(b)]
 	total := int64(0)
 	for i := range catchUpFiles {
-		if err := put(b.Context(), fmt.Sprintf("%scatchup-%02d.bin", l.URL, i), newGenReader(uint64(1000+i), catchUpSize), catchUpSize); err != nil {
+		if err := put(b.Context(), benchClient, fmt.Sprintf("%scatchup-%02d.bin", l.URL, i), newGenReader(uint64(1000+i), catchUpSize), catchUpSize); err != nil {
 			b.Fatal(err)
 		}
 		total += catchUpSize
@@ -154,7 +154,7 @@ func BenchmarkClusterPut(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
-				err := put(ctx, tg.url+"big.bin", newGenReader(seed.Add(1), clusterPutSize), clusterPutSize)
+				err := put(ctx, benchClient, tg.url+"big.bin", newGenReader(seed.Add(1), clusterPutSize), clusterPutSize)
 				cancel()
 				if err != nil {
 					b.Fatal(err)

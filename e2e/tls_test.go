@@ -37,7 +37,7 @@ type pki struct {
 	pool   *x509.CertPool
 }
 
-func newPKI(t *testing.T, name string) *pki {
+func newPKI(t testing.TB, name string) *pki {
 	t.Helper()
 	ca := testpki.NewCA(t, name)
 	pool := x509.NewCertPool()
@@ -46,7 +46,7 @@ func newPKI(t *testing.T, name string) *pki {
 }
 
 // issue writes a fresh certificate for a node into its own directory.
-func (p *pki) issue(t *testing.T, cn string) (certFile, keyFile string, serial *big.Int) {
+func (p *pki) issue(t testing.TB, cn string) (certFile, keyFile string, serial *big.Int) {
 	t.Helper()
 	leaf := p.ca.Issue(t, cn)
 	certFile, keyFile = leaf.Write(t, t.TempDir())
@@ -64,7 +64,7 @@ func (p *pki) client(t *testing.T) *http.Client {
 
 // launchTLS starts a node serving HTTPS and returns it with an https URL,
 // not yet ready.
-func launchTLS(t *testing.T, spec nodeSpec, bootstrap bool) *node {
+func launchTLS(t testing.TB, spec nodeSpec, bootstrap bool) *node {
 	t.Helper()
 	n := launchNode(t, spec, bootstrap)
 	n.URL = "https://" + spec.HTTPAddr + "/"
@@ -72,7 +72,7 @@ func launchTLS(t *testing.T, spec nodeSpec, bootstrap bool) *node {
 }
 
 // waitReadyWith waits until n answers /readyz with 200 through hc.
-func waitReadyWith(t *testing.T, hc *http.Client, n *node, timeout time.Duration) {
+func waitReadyWith(t testing.TB, hc *http.Client, n *node, timeout time.Duration) {
 	t.Helper()
 	var last string
 	ok := poll(timeout, func() bool {
