@@ -97,7 +97,7 @@ func (c *Cluster) Forward(next http.Handler) http.Handler {
 		}
 		c.proxy.ServeHTTP(w, out)
 		if body != nil {
-			body.finish()
+			body.finish(w, r)
 		}
 	})
 }
@@ -183,22 +183,31 @@ func (b *interruptibleBody) Read(p []byte) (int, error) {
 
 func (b *interruptibleBody) Close() error { return b.pr.Close() }
 
-// finish is called once the proxy is done with the request. A body nobody
-// started reading (the leader could not be reached) is closed here, before
-// the handler returns: net/http's server, in full duplex, panics on the
-// connection's next request when the handler left the body unread
-// (golang/go#68560), and the client's kept-alive connection is reset.
-// Close discards a small rest, so the connection stays usable. A copy that
-// runs is left to end by itself: it may be waiting on the client, and
-// closing under it would wait too.
-func (b *interruptibleBody) finish() {
+// finish is called once the proxy is done with the request, whose answer
+// has been written to w. A body nobody started reading (the leader could
+// not be reached) is closed here, before the handler returns: net/http's
+// server, in full duplex, panics on the connection's next request when the
+// handler left the body unread (golang/go#68560), and the client's
+// kept-alive connection is reset. The answer is flushed first, so a client
+// slow to send its body has it at once; Close then discards a small rest,
+// and the connection stays usable. Two bodies are left alone: one whose
+// client waits for 100 Continue (it never sends it, net/http closes that
+// connection itself, and Close would wait for bytes that never come), and
+// one whose copy runs (it may be waiting on the client; it ends by itself).
+func (b *interruptibleBody) finish(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.finished = true
-	if !b.started {
-		b.pw.CloseWithError(io.ErrUnexpectedEOF)
-		_ = b.src.Close()
+	started := b.started
+	b.mu.Unlock()
+	if started {
+		return
 	}
+	b.pw.CloseWithError(io.ErrUnexpectedEOF)
+	if strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return
+	}
+	_ = http.NewResponseController(w).Flush()
+	_ = b.src.Close()
 }
 
 func (c *Cluster) newProxy() *httputil.ReverseProxy {

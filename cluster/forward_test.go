@@ -77,7 +77,8 @@ func TestForwardAbandonedWhenLeaderChanges(t *testing.T) {
 
 // TestForwardFailureKeepsConnectionUsable: a follower that cannot reach the
 // leader answers a write with 503 without reading its body, and the
-// client's keep-alive connection must stay usable for the next request.
+// client's keep-alive connection must stay usable for the next request;
+// a client waiting for 100 Continue gets the 503 without sending its body.
 // net/http's server panics on the next request of such a connection when
 // the handler enabled full duplex and left the body unread (golang/go
 // #68560), so the client's next request met a reset connection (found by
@@ -127,5 +128,29 @@ func TestForwardFailureKeepsConnectionUsable(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("the client needed %d connections for 100 requests, want 1: the follower closed kept-alive connections", n)
+	}
+
+	// A client that waits for 100 Continue before sending its body gets
+	// the 503 at once: the follower must not wait for a body that the
+	// client only sends after the go-ahead (here 30 s, past the client's
+	// own 10 s limit).
+	etr := &http.Transport{ExpectContinueTimeout: 30 * time.Second}
+	defer etr.CloseIdleConnections()
+	eclient := &http.Client{Transport: etr, Timeout: 10 * time.Second}
+	for i := range 3 {
+		req, err := http.NewRequestWithContext(ctxT(t), http.MethodPut, fmt.Sprintf("%s/e%d.txt", n2.URL(), i), strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Expect", "100-continue")
+		resp, err := eclient.Do(req)
+		if err != nil {
+			t.Fatalf("PUT with Expect: 100-continue through a follower that cannot reach the leader: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("PUT with Expect: 100-continue: %d, want 503", resp.StatusCode)
+		}
 	}
 }

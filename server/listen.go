@@ -177,6 +177,16 @@ func (b *progressBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close discards what little is left of an unread body, as net/http does
+// to keep the connection: that is a read too, and a client that stalls
+// must not hold the handler past d.
+func (b *progressBody) Close() error {
+	if !b.done.Load() && !b.failed.Load() {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.d))
+	}
+	return b.ReadCloser.Close()
+}
+
 // progressWriter pushes the write deadline out before each chunk of a
 // response write and before each flush.
 type progressWriter struct {

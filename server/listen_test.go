@@ -2,6 +2,7 @@ package server
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -52,5 +53,35 @@ func TestIOTimeoutKeepsExpectContinue(t *testing.T) {
 	if n := body.reads.Load(); n != 0 {
 		t.Errorf("the client was asked for its body (%d reads) after %v: the server read a body its handler never wanted",
 			n, time.Since(start))
+	}
+}
+
+// A handler that closes a body it never read (the forwarder does, when
+// the leader cannot be reached) makes net/http discard the rest; a client
+// that sent its headers and stalls must not hold that handler longer than
+// the I/O timeout.
+func TestIOTimeoutBoundsCloseOfStalledBody(t *testing.T) {
+	closed := make(chan error, 1)
+	h := withIOTimeout(200*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		closed <- r.Body.Close()
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Ten bytes announced, none sent.
+	if _, err := io.WriteString(conn, "PUT /f HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if err == nil {
+			t.Error("Close of a body that never came reported no error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing a stalled body held the handler for 10 s with a 200 ms I/O timeout")
 	}
 }
