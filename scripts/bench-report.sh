@@ -5,7 +5,7 @@
 #
 # The 1 GiB benchmarks run a fixed number of iterations (-benchtime 2x: one
 # iteration moves 1 GiB); the small-file and PROPFIND benchmarks run for a
-# time. Needs redis-server on PATH and about 3 GiB free in ${TMPDIR:-/tmp}.
+# time. Needs redis-server on PATH and about 5 GiB free (three servers hold a 1 GiB file each, dfs briefly two during an overwrite) in ${TMPDIR:-/tmp}.
 # BENCH_COUNT repeats every benchmark (default 1; the summary lines give
 # medians). Takes about 3 minutes on a 2-core machine, 5 with BENCH_COUNT=3. The e2e benchmarks run the same work against
 # both servers back to back, so a busy machine skews the ratios too: run it
