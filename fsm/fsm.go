@@ -20,7 +20,10 @@
 // crash the store says which entries it already has and the replayed log
 // skips them. A store failure (Redis unreachable) is not an outcome: apply
 // retries until the entry is committed, because skipping it would make this
-// node diverge from the others.
+// node diverge from the others. A failed Commit may still have happened
+// (Redis ran the EXEC and its reply was lost): the outcome computed before
+// it is kept, and if the retry finds the entry applied, that outcome is the
+// answer, never a recomputation against the changed store.
 //
 // # Snapshots
 //
@@ -58,6 +61,12 @@ type FSM struct {
 	mu        sync.Mutex // serialises ApplyEntry, Snapshot and Restore
 	applied   uint64     // cache of the store's applied index, valid if appliedOK
 	appliedOK bool
+	// unconfirmed is the outcome of the last entry whose Commit returned
+	// an error: the batch may have been committed all the same (Redis ran
+	// the EXEC and the reply was lost). If the retry finds the entry
+	// applied, this is its outcome; recomputing it from the changed store
+	// would answer differently (a refused entry reported as a success).
+	unconfirmed *outcome
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit
@@ -216,30 +225,42 @@ func (f *FSM) ApplyEntry(ctx context.Context, index uint64, data []byte) (*Resul
 	}
 }
 
+// outcome is what applying one entry decided, kept apart from the store
+// so that it can be reported once the commit is known to have happened.
+type outcome struct {
+	index      uint64
+	res        *Result
+	released   []string
+	referenced []contentRef
+}
+
 func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr error) (*Result, error) {
 	applied, err := f.appliedIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if index <= applied {
+		if o := f.unconfirmed; o != nil && o.index == index {
+			// The earlier Commit went through although it reported an
+			// error: answer what that attempt decided.
+			f.unconfirmed = nil
+			f.setApplied(applied)
+			return f.finish(ctx, cmd, o), nil
+		}
 		return &Result{Code: OK, Msg: "replayed"}, nil
 	}
-	var (
-		res        *Result
-		b          = &metastore.Batch{Index: index}
-		released   []string
-		referenced []contentRef
-	)
+	o := &outcome{index: index}
+	b := &metastore.Batch{Index: index}
 	if decErr != nil {
-		res = fail(Invalid, "%v", decErr)
+		o.res = fail(Invalid, "%v", decErr)
 	} else {
 		a := newApplier(ctx, f.store, index, cmd)
-		res, err = a.build()
+		o.res, err = a.build()
 		if err != nil {
 			return nil, err
 		}
-		if res.Code == OK {
-			b, released, referenced = a.b, a.released(), a.referenced()
+		if o.res.Code == OK {
+			b, o.released, o.referenced = a.b, a.released(), a.referenced()
 		}
 	}
 	if f.onBatch != nil {
@@ -247,18 +268,26 @@ func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr 
 	}
 	if err := f.store.Commit(ctx, b); err != nil {
 		// The commit may have happened (a lost reply); re-read the
-		// applied index before the retry rather than trust the cache.
+		// applied index before the retry rather than trust the cache,
+		// and keep this attempt's outcome for it.
 		f.appliedOK = false
+		f.unconfirmed = o
 		return nil, fmt.Errorf("fsm: commit entry %d: %w", index, err)
 	}
+	f.unconfirmed = nil
 	f.setApplied(index)
-	if res.Code != OK && cmd != nil {
-		f.log.Debug().Uint64("index", index).Str("op", string(cmd.Op)).Str("path", cmd.Path).
-			Stringer("code", res.Code).Str("msg", res.Msg).Msg("entry refused")
+	return f.finish(ctx, cmd, o), nil
+}
+
+// finish runs the hooks of a committed entry and returns its result.
+func (f *FSM) finish(ctx context.Context, cmd *Command, o *outcome) *Result {
+	if o.res.Code != OK && cmd != nil {
+		f.log.Debug().Uint64("index", o.index).Str("op", string(cmd.Op)).Str("path", cmd.Path).
+			Stringer("code", o.res.Code).Str("msg", o.res.Msg).Msg("entry refused")
 	}
-	f.releaseUnreferenced(ctx, released)
-	f.announceReferenced(ctx, referenced)
-	return res, nil
+	f.releaseUnreferenced(ctx, o.released)
+	f.announceReferenced(ctx, o.referenced)
+	return o.res
 }
 
 // announceReferenced calls the reference hook for every hash whose count

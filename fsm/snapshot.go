@@ -324,7 +324,7 @@ func (f *FSM) RestoreFrom(ctx context.Context, r io.Reader) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("fsm: restore: %w", err)
 	}
-	f.appliedOK = false
+	f.appliedOK, f.unconfirmed = false, nil
 	if err := f.store.Reset(ctx); err != nil {
 		return 0, fmt.Errorf("fsm: restore: reset store: %w", err)
 	}
