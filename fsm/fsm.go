@@ -67,6 +67,19 @@ type FSM struct {
 	// applied, this is its outcome; recomputing it from the changed store
 	// would answer differently (a refused entry reported as a success).
 	unconfirmed *outcome
+	// high is the highest applied index the store has been seen at or
+	// given: a store found below it lost data (see CheckStore).
+	high    uint64
+	history History // where a store that lost data is rebuilt from
+	// replaying is set while a rebuild replays the log: the store is
+	// behind high on purpose.
+	replaying bool
+
+	// restoreMu is held for writing while the store is reset and
+	// reloaded, so that RefCount never reads a half-loaded store.
+	restoreMu  sync.RWMutex
+	stateMu    sync.Mutex
+	rebuilding string // why the store is being reloaded; "" if it is not
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit
@@ -185,13 +198,13 @@ func (f *FSM) setApplied(index uint64) {
 	f.notifyMu.Unlock()
 }
 
+// appliedIndex returns the store's applied index, from the cache while it
+// is valid; a fresh read also checks that the store did not lose data.
 func (f *FSM) appliedIndex(ctx context.Context) (uint64, error) {
-	if !f.appliedOK {
-		i, err := f.AppliedIndex(ctx)
-		if err != nil {
+	if !f.appliedOK || (f.applied < f.high && !f.replaying) {
+		if err := f.verifyStoreLocked(ctx); err != nil {
 			return 0, err
 		}
-		f.applied, f.appliedOK = i, true
 	}
 	return f.applied, nil
 }
@@ -208,7 +221,7 @@ func (f *FSM) ApplyEntry(ctx context.Context, index uint64, data []byte) (*Resul
 	// The clock here only paces retries; it never reaches the state.
 	backoff := 10 * time.Millisecond
 	for {
-		res, err := f.applyOnce(ctx, index, cmd, decErr)
+		res, err := f.applyEntryLocked(ctx, index, cmd, decErr, true)
 		if err == nil {
 			return res, nil
 		}
@@ -234,7 +247,9 @@ type outcome struct {
 	referenced []contentRef
 }
 
-func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr error) (*Result, error) {
+// applyEntryLocked makes one attempt at applying an entry. hooks is false
+// while a rebuild replays the log: its content is rescanned at the end.
+func (f *FSM) applyEntryLocked(ctx context.Context, index uint64, cmd *Command, decErr error, hooks bool) (*Result, error) {
 	applied, err := f.appliedIndex(ctx)
 	if err != nil {
 		return nil, err
@@ -244,7 +259,6 @@ func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr 
 			// The earlier Commit went through although it reported an
 			// error: answer what that attempt decided.
 			f.unconfirmed = nil
-			f.setApplied(applied)
 			return f.finish(ctx, cmd, o), nil
 		}
 		return &Result{Code: OK, Msg: "replayed"}, nil
@@ -266,7 +280,7 @@ func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr 
 	if f.onBatch != nil {
 		f.onBatch(b)
 	}
-	if err := f.store.Commit(ctx, b); err != nil {
+	if err := f.commitBuilt(ctx, b); err != nil {
 		// The commit may have happened (a lost reply); re-read the
 		// applied index before the retry rather than trust the cache,
 		// and keep this attempt's outcome for it.
@@ -275,7 +289,11 @@ func (f *FSM) applyOnce(ctx context.Context, index uint64, cmd *Command, decErr 
 		return nil, fmt.Errorf("fsm: commit entry %d: %w", index, err)
 	}
 	f.unconfirmed = nil
+	f.high = max(f.high, index)
 	f.setApplied(index)
+	if !hooks {
+		return o.res, nil
+	}
 	return f.finish(ctx, cmd, o), nil
 }
 

@@ -214,10 +214,12 @@ type fileSnapshot struct {
 func (f *FSM) snapshot(ctx context.Context) (*fileSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	applied, err := f.AppliedIndex(ctx)
-	if err != nil {
+	// Never snapshot a store that lost data: the snapshot would make the
+	// loss permanent once the log before it is truncated.
+	if err := f.verifyStoreLocked(ctx); err != nil {
 		return nil, err
 	}
+	applied := f.applied
 	file, err := os.CreateTemp(f.tmpDir, "dfs-fsm-snapshot-*.jsonl")
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
@@ -315,6 +317,22 @@ const restoreBatchOps = 1000
 func (f *FSM) RestoreFrom(ctx context.Context, r io.Reader) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.setRebuilding("restoring the metadata store from a snapshot")
+	defer f.setRebuilding("")
+	f.restoreMu.Lock()
+	defer f.restoreMu.Unlock()
+	idx, err := f.restoreLocked(ctx, r)
+	if err != nil {
+		return 0, err
+	}
+	if f.restore != nil {
+		f.restore()
+	}
+	return idx, nil
+}
+
+// restoreLocked is RestoreFrom without the locking and the restore hook.
+func (f *FSM) restoreLocked(ctx context.Context, r io.Reader) (uint64, error) {
 	zr, err := gzip.NewReader(bufio.NewReaderSize(r, 1<<16))
 	if err != nil {
 		return 0, fmt.Errorf("fsm: restore: %w", err)
@@ -400,10 +418,9 @@ func (f *FSM) RestoreFrom(ctx context.Context, r io.Reader) (uint64, error) {
 		return 0, errors.New("fsm: restore: snapshot at index 0 is not empty")
 	}
 	f.setApplied(info.Index)
+	// A restore defines the state from here on, even an older one.
+	f.high = info.Index
 	f.log.Info().Uint64("index", info.Index).Int64("inodes", got.Inodes).Msg("snapshot restored")
-	if f.restore != nil {
-		f.restore()
-	}
 	return info.Index, nil
 }
 

@@ -184,7 +184,9 @@ type Store interface {
 	// Commit applies every operation of b, in order, and records b.Index as
 	// the applied index, all in one atomic step. A batch whose index is not
 	// greater than the applied index is an error (ErrStaleBatch); callers
-	// skip such entries before building a batch.
+	// skip such entries before building a batch. A batch with a non-zero
+	// Prev commits only if the applied index is exactly Prev at the moment
+	// of the commit, atomically with it (ErrIndexMismatch otherwise).
 	Commit(ctx context.Context, b *Batch) error
 	// Reset removes everything, the applied index included. It is used
 	// before a snapshot is restored.
@@ -195,6 +197,11 @@ type Store interface {
 
 // ErrStaleBatch is returned by Commit for a batch at or below the applied index.
 var ErrStaleBatch = errors.New("metastore: batch index not above applied index")
+
+// ErrIndexMismatch is returned by Commit for a batch whose Prev is not the
+// store's applied index: the store is not where its writer left it (it lost
+// data, went back to an older copy, or is another store).
+var ErrIndexMismatch = errors.New("metastore: applied index is not the one the batch builds on")
 
 // OpKind is the kind of one primitive change in a Batch.
 type OpKind uint8
@@ -234,7 +241,12 @@ type Op struct {
 // Raft log entry.
 type Batch struct {
 	Index uint64
-	Ops   []Op
+	// Prev, when non-zero, is the applied index the batch was built on:
+	// the changes of Ops are only right on top of that state, so a store
+	// at any other index refuses the batch (ErrIndexMismatch) instead of
+	// applying it to a state it was not computed from.
+	Prev uint64
+	Ops  []Op
 }
 
 func (b *Batch) add(op Op) *Batch { b.Ops = append(b.Ops, op); return b }

@@ -89,6 +89,7 @@ type Config struct {
 	ApplyTimeout       time.Duration // upper bound of one Propose, default 10s
 	LockExpiryInterval time.Duration // how often the leader expires locks, default 5s
 	WALSegmentSize     int           // bytes per raft-wal segment file, default raft-wal's 64 MiB
+	StoreCheckInterval time.Duration // how often the metastore is checked for lost data, default 1s
 
 	// Transport secures (TLS) and bounds (timeouts) the Raft connections.
 	Transport TransportConfig
@@ -107,6 +108,7 @@ func (c *Config) setDefaults() {
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.ApplyTimeout, 10*time.Second)
 	def(&c.LockExpiryInterval, 5*time.Second)
+	def(&c.StoreCheckInterval, time.Second)
 	if c.WALSegmentSize <= 0 {
 		c.WALSegmentSize = raftwal.DefaultSegmentSize
 	}
@@ -249,15 +251,20 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("replication: no raft state in %s: pass --bootstrap to start a new cluster, or --join to join an existing one: %w", dir, ErrNoState))
 	}
 
+	cfg.FSM.SetHistory(localHistory{snaps: snaps, log: wal})
 	n.raft, err = raft.NewRaft(rc, cfg.FSM, wal, wal, snaps, n.trans)
 	if err != nil {
 		return fail(fmt.Errorf("replication: start raft: %w", err))
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.watchLeadership(loopCtx, notify)
 	go n.expireLocks(loopCtx)
+	go func() {
+		defer n.wg.Done()
+		cfg.FSM.WatchStore(loopCtx, cfg.StoreCheckInterval)
+	}()
 	log.Info().Str("addr", string(n.trans.LocalAddr())).Msg("raft started")
 	return n, nil
 }

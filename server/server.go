@@ -418,7 +418,7 @@ func (s *Server) closeParts(ctx context.Context) error {
 // release is the state machine's hook for content whose last reference
 // went away: delete it now unless an upload has it pinned.
 func (s *Server) release(hash string) {
-	if _, err := s.blobs.Release(context.Background(), s.meta, hash); err != nil {
+	if _, err := s.blobs.Release(context.Background(), s.fsm, hash); err != nil {
 		s.log.Warn().Err(err).Str("hash", hash).Msg("releasing unreferenced content failed; the next sweep retries")
 	}
 }
@@ -438,7 +438,10 @@ func (s *Server) gcLoop(ctx context.Context) {
 				s.log.Debug().Strs("problems", problems).Msg("content sweep skipped: node not ready")
 				continue
 			}
-			st, err := s.blobs.Collect(ctx, s.meta, s.cfg.GCGrace)
+			// The state machine's counts, not the store's: they refuse to
+			// answer while a restore has the store half loaded, which
+			// aborts the sweep instead of deleting referenced content.
+			st, err := s.blobs.Collect(ctx, s.fsm, s.cfg.GCGrace)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn().Err(err).Msg("content sweep failed")
 				continue
@@ -471,6 +474,9 @@ const readyCatchUpGrace = time.Second
 
 func (s *Server) readiness(ctx context.Context) []string {
 	var problems []string
+	if why := s.fsm.Rebuilding(); why != "" {
+		problems = append(problems, why)
+	}
 	applied, err := s.meta.AppliedIndex(ctx)
 	if err != nil {
 		problems = append(problems, "metadata store: "+err.Error())

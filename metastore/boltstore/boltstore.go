@@ -397,6 +397,9 @@ func (s *Store) Commit(ctx context.Context, b *metastore.Batch) error {
 		if b.Index <= applied {
 			return fmt.Errorf("%w (applied index %d)", metastore.ErrStaleBatch, applied)
 		}
+		if b.Prev != 0 && b.Prev != applied {
+			return fmt.Errorf("%w: built on %d, store at %d", metastore.ErrIndexMismatch, b.Prev, applied)
+		}
 		for i := range b.Ops {
 			if err := apply(tx, &b.Ops[i]); err != nil {
 				return fmt.Errorf("op %d (kind %d): %w", i, b.Ops[i].Kind, err)

@@ -483,23 +483,58 @@ func (s *Store) Commit(ctx context.Context, b *metastore.Batch) error {
 }
 
 func (s *Store) commit(ctx context.Context, b *metastore.Batch) error {
-	applied, err := s.appliedIndex(ctx)
-	if err != nil {
-		return fmt.Errorf("read applied index: %w", err)
+	if b.Prev == 0 {
+		applied, err := s.appliedIndex(ctx)
+		if err != nil {
+			return fmt.Errorf("read applied index: %w", err)
+		}
+		if err := checkIndex(b, applied); err != nil {
+			return err
+		}
+		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error { return s.queueBatch(ctx, p, b) })
+		return err
 	}
+	// A batch built on a known index commits only if nothing touched the
+	// applied index between the check and EXEC: WATCH makes EXEC fail if
+	// the key changed, and FLUSHALL or FLUSHDB count as a change.
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		applied, err := tx.Get(ctx, s.appliedKey()).Uint64()
+		if errors.Is(err, redis.Nil) {
+			applied, err = 0, nil
+		}
+		if err != nil {
+			return fmt.Errorf("read applied index: %w", err)
+		}
+		if err := checkIndex(b, applied); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { return s.queueBatch(ctx, p, b) })
+		return err
+	}, s.appliedKey())
+	if errors.Is(err, redis.TxFailedErr) {
+		return fmt.Errorf("%w: the applied index changed during the commit", metastore.ErrIndexMismatch)
+	}
+	return err
+}
+
+func checkIndex(b *metastore.Batch, applied uint64) error {
 	if b.Index <= applied {
 		return fmt.Errorf("%w (applied index %d)", metastore.ErrStaleBatch, applied)
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range b.Ops {
-			if err := s.queue(ctx, p, &b.Ops[i]); err != nil {
-				return fmt.Errorf("op %d (kind %d): %w", i, b.Ops[i].Kind, err)
-			}
+	if b.Prev != 0 && b.Prev != applied {
+		return fmt.Errorf("%w: built on %d, store at %d", metastore.ErrIndexMismatch, b.Prev, applied)
+	}
+	return nil
+}
+
+func (s *Store) queueBatch(ctx context.Context, p redis.Pipeliner, b *metastore.Batch) error {
+	for i := range b.Ops {
+		if err := s.queue(ctx, p, &b.Ops[i]); err != nil {
+			return fmt.Errorf("op %d (kind %d): %w", i, b.Ops[i].Kind, err)
 		}
-		p.Set(ctx, s.appliedKey(), b.Index, 0)
-		return nil
-	})
-	return err
+	}
+	p.Set(ctx, s.appliedKey(), b.Index, 0)
+	return nil
 }
 
 func (s *Store) queue(ctx context.Context, p redis.Pipeliner, op *metastore.Op) error {

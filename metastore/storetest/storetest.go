@@ -52,6 +52,7 @@ func Run(t *testing.T, f Factory) {
 		{"RefCounts", testRefs},
 		{"UsedBytes", testUsed},
 		{"AppliedIndex", testApplied},
+		{"PrevIndex", testPrev},
 		{"OpsAppliedInOrder", testOrder},
 		{"FailedBatchAppliesNothing", testFailedBatch},
 		{"Reset", testReset},
@@ -698,6 +699,41 @@ func testApplied(e *env) {
 	if err := commitAt(999, nop); !errors.Is(err, metastore.ErrStaleBatch) {
 		e.t.Fatalf("Commit(index 999) with applied index 1000 = %v, want ErrStaleBatch", err)
 	}
+}
+
+// A batch built on a known applied index commits only on a store at that
+// index: a store that lost data or went back must not take changes
+// computed for another state.
+func testPrev(e *env) {
+	commit := func(idx, prev uint64) error {
+		b := &metastore.Batch{Index: idx, Prev: prev}
+		b.PutInode(fileInode(metastore.ID(1000*idx+prev), 1))
+		return e.s.Commit(e.ctx, b)
+	}
+	if err := commit(10, 0); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		idx, prev uint64
+		want      error
+	}{
+		{12, 11, metastore.ErrIndexMismatch}, // store behind the writer
+		{12, 9, metastore.ErrIndexMismatch},  // store ahead of the writer
+		{10, 10, metastore.ErrStaleBatch},
+		{12, 10, nil},
+		{13, 0, nil}, // no expectation: any lower index will do
+		{14, 13, nil},
+	} {
+		err := commit(tc.idx, tc.prev)
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			e.t.Fatalf("Commit(index %d, prev %d) = %v, want %v", tc.idx, tc.prev, err, tc.want)
+		}
+		if tc.want != nil {
+			e.wantNoInode(metastore.ID(1000*tc.idx + tc.prev))
+		}
+	}
+	e.wantApplied(14)
+	e.wantInode(12010, fileInode(12010, 1))
 }
 
 // Ops of one batch apply in order: each sees the effect of those before it.

@@ -1,0 +1,43 @@
+package replication
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/dfs-project/dfs/fsm"
+)
+
+// localHistory is the node's own snapshots and log, from which the state
+// machine rebuilds a metastore that lost data while the node ran.
+type localHistory struct {
+	snaps raft.SnapshotStore
+	log   raft.LogStore
+}
+
+var _ fsm.History = localHistory{}
+
+func (h localHistory) NewestSnapshot() (io.ReadCloser, bool, error) {
+	list, err := h.snaps.List()
+	if err != nil {
+		return nil, false, fmt.Errorf("replication: list snapshots: %w", err)
+	}
+	if len(list) == 0 {
+		return nil, false, nil
+	}
+	_, rc, err := h.snaps.Open(list[0].ID)
+	if err != nil {
+		return nil, false, fmt.Errorf("replication: open snapshot %s: %w", list[0].ID, err)
+	}
+	return rc, true, nil
+}
+
+func (h localHistory) Entry(index uint64) ([]byte, bool, error) {
+	var l raft.Log
+	if err := h.log.GetLog(index, &l); err != nil {
+		// raft.ErrLogNotFound: truncated after a snapshot.
+		return nil, false, fmt.Errorf("replication: log entry %d: %w", index, err)
+	}
+	return l.Data, l.Type == raft.LogCommand, nil
+}
