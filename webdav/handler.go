@@ -617,39 +617,16 @@ func isBodyError(err error) bool {
 	return !errors.As(err, &pe)
 }
 
-// etagPrecondition evaluates If-Match and If-None-Match for a write (RFC
-// 9110 §13.1.1 and §13.1.2) with strong comparison.
+// etagPrecondition evaluates If-Match and If-None-Match for a PUT before
+// its body is read. It calls the functions the state machine calls when
+// the entry applies, so the two cannot disagree: a PUT the entry would
+// refuse is refused before its body is uploaded to a majority.
 func etagPrecondition(cur metastore.Inode, exists bool, ifMatch, ifNoneMatch string) bool {
 	etag := ""
-	if exists && !cur.IsDir() {
+	if exists {
 		etag = fsm.ETag(cur)
 	}
-	if ifMatch != "" {
-		if !exists || (strings.TrimSpace(ifMatch) != "*" && !etagListHas(ifMatch, etag)) {
-			return false
-		}
-	}
-	if ifNoneMatch != "" {
-		if strings.TrimSpace(ifNoneMatch) == "*" {
-			return !exists
-		}
-		if exists && etagListHas(ifNoneMatch, etag) {
-			return false
-		}
-	}
-	return true
-}
-
-func etagListHas(list, etag string) bool {
-	if etag == "" {
-		return false
-	}
-	for _, t := range strings.Split(list, ",") {
-		if strings.TrimSpace(t) == etag {
-			return true
-		}
-	}
-	return false
+	return fsm.IfNoneMatch(ifNoneMatch, etag, exists) && fsm.IfMatch(ifMatch, etag, exists)
 }
 
 func (h *Handler) handleMkcol(w http.ResponseWriter, r *http.Request, p string) error {
