@@ -48,8 +48,9 @@ type Node interface {
 	Propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error)
 }
 
-// Blob is stored content opened for reading.
-type Blob interface {
+// ContentReader is stored content opened for reading by Blobs.Open. (A
+// content.Blob, by contrast, only names stored content: its hash and size.)
+type ContentReader interface {
 	io.ReadSeekCloser
 }
 
@@ -61,7 +62,7 @@ type Blobs interface {
 	// Unpin releases a pin taken by Write.
 	Unpin(hash string)
 	// Open opens content by hash; size is the size the metadata expects.
-	Open(ctx context.Context, hash string, size int64) (Blob, error)
+	Open(ctx context.Context, hash string, size int64) (ContentReader, error)
 	// Discard releases a pin taken by Write for content whose entry was
 	// refused, and deletes the content unless a file references it or
 	// another upload pins it: a refused upload leaves nothing behind.
