@@ -9,6 +9,8 @@ import (
 	"github.com/dfs-project/dfs/fspath"
 )
 
+// handleCopyMove serves COPY and MOVE with one log entry each. A copy
+// shares the files' content by hash rather than copying bytes.
 func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	move := r.Method == "MOVE"

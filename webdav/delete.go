@@ -7,6 +7,9 @@ import (
 	"github.com/dfs-project/dfs/fspath"
 )
 
+// handleDelete removes a resource (a collection with all its members) with
+// one log entry, which checks the locks in the subtree again when it
+// applies.
 func (h *Handler) handleDelete(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	if p == "/" {

@@ -15,6 +15,9 @@ import (
 // content it resolved to was released before it could be opened.
 const maxGetAttempts = 5
 
+// handleGet serves GET and HEAD. x/net answers for files, with Range and
+// the conditional headers; collections, where x/net answers 405, get an
+// HTML index.
 func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	// A GET opens the content before x/net answers: once the status line

@@ -12,15 +12,26 @@
 // (one log entry each, COPY shares content by hash), LOCK and UNLOCK (x/net
 // has no shared locks and keeps locks in process memory; dfs locks are log
 // entries), and the If header, evaluated once for every mutating method
-// with RFC 4918's full grammar. The same lock rules are checked again when
-// the log entry applies (package fsm), so the log stays the authority even
-// when two requests race.
+// with RFC 4918's full grammar. The locks, and PUT's If-Match and
+// If-None-Match, are checked again when the log entry applies (package
+// fsm) by the very functions the handler calls first (fsm.CheckLocks,
+// fsm.IfMatch, fsm.IfNoneMatch): the two checks cannot disagree, and the
+// log stays the authority even when two requests race.
 //
 // Limits (limits.go) are checked before a body is read wherever the
 // request says enough: the quota and the data volume's low-water mark
 // (507, through package quota), the upload size (413), the uploads in
 // progress (503) and PROPFIND Depth: infinity (403). The RFC 4331 quota
 // properties are served to PROPFINDs that name them.
+//
+// The files split the handler by method family, as x/net/webdav does:
+// handler.go holds the Handler, its construction and the method dispatch;
+// get.go, put.go, mkcol.go, delete.go, copymove.go, prop.go (PROPFIND and
+// PROPPATCH) and lock.go (LOCK and UNLOCK) serve their methods;
+// conditions.go evaluates the If header and the locks for every mutating
+// method; errors.go maps failures to statuses and RFC 4918 error bodies;
+// fs.go is requestFS. ifheader.go, headers.go, lockxml.go and xmlcheck.go
+// parse and check what clients send.
 package webdav
 
 import (

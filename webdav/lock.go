@@ -15,6 +15,10 @@ import (
 	"github.com/dfs-project/dfs/metastore"
 )
 
+// handleLock creates a lock, or refreshes one when the body is empty. dfs
+// serves LOCK itself because its locks are log entries, known to every
+// node and kept across restarts, and may be shared; x/net keeps exclusive
+// locks in process memory.
 func (h *Handler) handleLock(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	// ParseTimeout caps every timeout, Infinite included, at a week: an
@@ -125,6 +129,8 @@ func (h *Handler) refreshLock(w http.ResponseWriter, r *http.Request, fs *reques
 	return WriteLockResponse(w, toActiveLock(res.Lock, h.now()))
 }
 
+// handleUnlock removes the lock its Lock-Token header names with one log
+// entry.
 func (h *Handler) handleUnlock(w http.ResponseWriter, r *http.Request, p string) error {
 	t := strings.TrimSpace(r.Header.Get("Lock-Token"))
 	if len(t) < 3 || t[0] != '<' || t[len(t)-1] != '>' {

@@ -7,6 +7,8 @@ import (
 	"github.com/dfs-project/dfs/fspath"
 )
 
+// handleMkcol creates a collection with one log entry, which checks the
+// locks again when it applies.
 func (h *Handler) handleMkcol(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {

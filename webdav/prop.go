@@ -22,6 +22,9 @@ func (h *Handler) readXMLBody(r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
+// handlePropfind checks the body and the Depth policy before x/net walks
+// the tree, and asks requestFS for the quota properties only when the body
+// names them.
 func (h *Handler) handlePropfind(w http.ResponseWriter, r *http.Request, p string) error {
 	body, err := h.readXMLBody(r)
 	if err != nil {
@@ -41,6 +44,8 @@ func (h *Handler) handlePropfind(w http.ResponseWriter, r *http.Request, p strin
 	return nil
 }
 
+// handleProppatch evaluates the If header and the locks itself, then lets
+// x/net apply the patch through requestFS, which commits it as a log entry.
 func (h *Handler) handleProppatch(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	body, err := h.readXMLBody(r)
