@@ -671,7 +671,7 @@ func (a blobAdapter) Unpin(hash string) { a.c.Unpin(hash) }
 
 func (a blobAdapter) Discard(ctx context.Context, hash string) { a.c.Discard(ctx, hash) }
 
-func (a blobAdapter) Open(ctx context.Context, hash string, size int64) (webdav.Blob, error) {
+func (a blobAdapter) Open(ctx context.Context, hash string, size int64) (webdav.ContentReader, error) {
 	b, err := a.c.Open(ctx, hash, size)
 	if errors.Is(err, replication.ErrUnavailable) {
 		return nil, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)

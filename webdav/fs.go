@@ -63,7 +63,7 @@ type requestFS struct {
 
 type preopened struct {
 	path, hash string
-	blob       Blob
+	blob       ContentReader
 }
 
 // closePreopened closes preopened content that no file took over.
@@ -275,7 +275,7 @@ type file struct {
 	name string
 	ino  metastore.Inode
 
-	blob    Blob
+	blob    ContentReader
 	pos     int64
 	blobPos int64
 	dirRead bool

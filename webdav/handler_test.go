@@ -319,6 +319,46 @@ func TestPutConditionals(t *testing.T) {
 	}
 }
 
+// TestPutPreconditionBeforeBody: a PUT whose If-Match or If-None-Match the
+// state machine will refuse is answered 412 before its body is read, so the
+// body is not uploaded and pushed to a majority for nothing. The handler's
+// early check must agree with the state machine on every form a client may
+// send: star, weak tags (If-None-Match compares weakly), lists, and lists
+// with a malformed element (the state machine stops parsing there).
+func TestPutPreconditionBeforeBody(t *testing.T) {
+	n := sharedNode(t)
+	dir := n.scratch(t)
+	f := dir + "/f"
+	const orig = "original"
+	etag := n.put(t, f, orig)
+	tests := []struct {
+		name string
+		h    hdr
+	}{
+		{"If-None-Match weak form of current etag", hdr{"If-None-Match": "W/" + etag}},
+		{"If-None-Match star", hdr{"If-None-Match": "*"}},
+		{"If-None-Match current etag", hdr{"If-None-Match": etag}},
+		{"If-None-Match list holding current etag", hdr{"If-None-Match": `"x", ` + etag}},
+		{"If-None-Match list holding weak form", hdr{"If-None-Match": `"x",W/` + etag}},
+		{"If-Match weak form of current etag", hdr{"If-Match": "W/" + etag}},
+		{"If-Match current etag after a malformed element", hdr{"If-Match": "bogus, " + etag}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, reads := n.upload(t, f, 1000, false, tc.h)
+			if r.status != http.StatusPreconditionFailed {
+				t.Fatalf("got %s, want 412", r)
+			}
+			if reads != 0 {
+				t.Errorf("the body was read %d times before the 412", reads)
+			}
+		})
+	}
+	if got := n.get(t, f); got != orig {
+		t.Errorf("afterwards GET: %q, want %q (unchanged)", got, orig)
+	}
+}
+
 func TestPutWhereNoFileCanBe(t *testing.T) {
 	n := sharedNode(t)
 	dir := n.scratch(t)

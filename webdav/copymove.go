@@ -1,0 +1,96 @@
+package webdav
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/fspath"
+)
+
+// handleCopyMove serves COPY and MOVE with one log entry each. A copy
+// shares the files' content by hash rather than copying bytes.
+func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p string) error {
+	ctx := r.Context()
+	move := r.Method == "MOVE"
+	// A Destination naming another host is accepted: behind an ingress it
+	// carries the ingress's host, and the path is all dfs needs.
+	rawDst, _, err := ParseDestination(r.Header.Get("Destination"), r.Host)
+	if err != nil && !errors.Is(err, ErrForeignDestination) {
+		return &statusError{status: http.StatusBadRequest, msg: "bad Destination header", err: err}
+	}
+	dst, err := fspath.Clean(rawDst)
+	if err != nil {
+		return &statusError{status: http.StatusBadRequest, msg: "bad Destination path", err: err}
+	}
+	if err := h.checkReserved(dst); err != nil {
+		return err
+	}
+	overwrite, err := ParseOverwrite(r.Header.Get("Overwrite"))
+	if err != nil {
+		return &statusError{status: http.StatusBadRequest, msg: "bad Overwrite header", err: err}
+	}
+	depth, err := ParseDepth(r.Header.Get("Depth"), fsm.DepthInfinity)
+	if err != nil || depth == 1 || (move && depth != fsm.DepthInfinity) {
+		// RFC 4918 §9.8.3 and §9.9.2: COPY takes 0 or infinity, MOVE only infinity.
+		return fail(http.StatusBadRequest, "bad Depth for %s", r.Method)
+	}
+	if p == "/" || dst == "/" {
+		return fail(http.StatusForbidden, "the root collection cannot be copied, moved or replaced")
+	}
+	if p == dst {
+		return fail(http.StatusForbidden, "source and destination are the same resource")
+	}
+	fs := h.newFS(nil)
+	src, err := h.existing(ctx, fs, p)
+	if err != nil {
+		return err
+	}
+	if src.IsDir() && fspath.IsAncestor(p, dst) {
+		return fail(http.StatusForbidden, "cannot %s a collection into itself", strings.ToLower(r.Method))
+	}
+	_, dstExists, err := h.resolve(ctx, fs, dst)
+	if err != nil {
+		return err
+	}
+	if dstExists && !overwrite {
+		return fail(http.StatusPreconditionFailed, "%s exists and Overwrite is F", dst)
+	}
+	dstDir, _ := fspath.Split(dst)
+	if parent, ok, err := h.resolve(ctx, fs, dstDir); err != nil {
+		return err
+	} else if !ok || !parent.IsDir() {
+		return fail(http.StatusConflict, "destination collection %s does not exist", dstDir)
+	}
+	protect := []fsm.Protect{{Path: dst, Subtree: true}, {Path: dstDir}}
+	if move {
+		srcDir, _ := fspath.Split(p)
+		protect = append(protect, fsm.Protect{Path: p, Subtree: true}, fsm.Protect{Path: srcDir})
+	}
+	tokens, err := h.checkConditions(ctx, r, fs, p, protect)
+	if err != nil {
+		return err
+	}
+	op := fsm.OpCopy
+	if move {
+		op = fsm.OpMove
+	}
+	cmd := &fsm.Command{Op: op, Path: p, Dest: dst, Depth: depth, Overwrite: overwrite, Tokens: tokens}
+	if sp := h.limits.Space; sp != nil && !move {
+		// A copy adds the logical size of everything it copies: the
+		// entry refuses it (507) when that exceeds the quota.
+		cmd.Quota = sp.Quota()
+	}
+	res, err := h.propose(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if res.Created {
+		w.Header().Set("Location", escapePath(dst))
+		w.WriteHeader(http.StatusCreated)
+		return nil
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,124 @@
+package webdav
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/dfs-project/dfs/fsm"
+)
+
+// statusError is a failed request: the status, an optional RFC 4918
+// precondition element for the error body, and a message for people.
+type statusError struct {
+	status int
+	cond   string // e.g. "lock-token-submitted"; "" for a plain-text body
+	href   string // href inside the condition element, if any
+	msg    string
+	err    error // cause, for the log
+}
+
+func (e *statusError) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("%d %s: %v", e.status, e.msg, e.err)
+	}
+	return fmt.Sprintf("%d %s", e.status, e.msg)
+}
+
+func (e *statusError) Unwrap() error { return e.err }
+
+func fail(status int, format string, args ...any) *statusError {
+	return &statusError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+func (h *Handler) writeError(w *statusWriter, r *http.Request, err error) {
+	var se *statusError
+	if !errors.As(err, &se) {
+		se = h.classify(err)
+	}
+	if w.status != 0 {
+		// Headers are out (a streaming response failed midway); all that is
+		// left is to make sure the client cannot take a short body as whole.
+		panic(http.ErrAbortHandler)
+	}
+	if se.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if se.cond != "" {
+		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+		w.WriteHeader(se.status)
+		var inner string
+		if se.href != "" {
+			inner = "<D:href>" + xmlEscape(se.href) + "</D:href>"
+		}
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="utf-8"?>`+"\n"+
+			`<D:error xmlns:D="DAV:"><D:%s>%s</D:%s><D:responsedescription>%s</D:responsedescription></D:error>`+"\n",
+			se.cond, inner, se.cond, xmlEscape(se.msg))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(se.status)
+	if r.Method != http.MethodHead {
+		fmt.Fprintln(w, se.msg)
+	}
+}
+
+// classify maps an error that is not already a statusError.
+func (h *Handler) classify(err error) *statusError {
+	var fe *fsm.Error
+	switch {
+	case errors.As(err, &fe):
+		return fsmStatus(fe)
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this.
+		return &statusError{status: 499, msg: "request cancelled", err: err}
+	case errors.Is(err, syscall.ENOSPC):
+		return &statusError{status: http.StatusInsufficientStorage, cond: "sufficient-disk-space", msg: "no space left on the node's data volume", err: err}
+	case errors.Is(err, ErrUnavailable):
+		return &statusError{status: http.StatusServiceUnavailable, msg: "the cluster cannot commit writes right now; retry", err: err}
+	}
+	return &statusError{status: http.StatusInternalServerError, msg: "internal error", err: err}
+}
+
+// ErrUnavailable marks failures of the cluster rather than of the request:
+// an entry that could not commit, content that no node can serve right now,
+// an upload that did not reach a majority. Handlers answer 503 with
+// Retry-After. Blobs implementations wrap their errors with it.
+var ErrUnavailable = errors.New("cluster unavailable")
+
+func fsmStatus(fe *fsm.Error) *statusError {
+	se := &statusError{msg: fe.Error(), err: fe}
+	switch fe.Code {
+	case fsm.NotFound:
+		se.status = http.StatusNotFound
+	case fsm.Conflict:
+		se.status = http.StatusConflict
+	case fsm.Exists, fsm.PreconditionFailed:
+		se.status = http.StatusPreconditionFailed
+	case fsm.Locked:
+		se.status, se.cond, se.href = http.StatusLocked, "lock-token-submitted", escapePath(fe.Path)
+	case fsm.Forbidden:
+		se.status = http.StatusForbidden
+	case fsm.NotAllowed:
+		se.status = http.StatusMethodNotAllowed
+	case fsm.Invalid:
+		se.status = http.StatusBadRequest
+	case fsm.InsufficientStorage:
+		se.status, se.cond = http.StatusInsufficientStorage, "quota-not-exceeded"
+	default:
+		se.status = http.StatusInternalServerError
+	}
+	return se
+}
+
+func xmlEscape(s string) string {
+	var b strings.Builder
+	// Writing to a strings.Builder cannot fail.
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
