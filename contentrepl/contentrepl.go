@@ -19,39 +19,6 @@ import (
 	"github.com/dfs-project/dfs/quota"
 )
 
-// Content replication
-//
-// File content never travels in the Raft log: entries name it by hash, and
-// Content moves the bytes between nodes over HTTP, beside the log:
-//
-//   - Push (leader, Write): the leader streams an upload into its own
-//     content store and, at the same time, to every follower
-//     (POST /cluster/content). With WriteAckMajority, Write returns only
-//     once the content is fsynced on a majority of the voters (the leader
-//     included); the caller then proposes the entry that references it.
-//     An acknowledged write therefore survives the loss of any minority,
-//     the leader included: a new leader has every committed entry (Raft),
-//     and every committed entry's content is on a majority, so some
-//     survivor has it.
-//   - Fetch (any node, Open and catch-up): a node that lacks content for a
-//     committed entry fetches it from a peer (GET /cluster/content/{hash},
-//     leader first) into a resumable partial download, verifies the
-//     SHA-256 and only then makes it an object.
-//   - Catch-up (Run, Notify, Rescan): a lagging, restarted or new node
-//     finds what it lacks by scanning the namespace (at start and after a
-//     snapshot restore) and by the state machine's reference hook (every
-//     committed entry that references new content), and fetches it in the
-//     background with bounded concurrency and an optional bandwidth cap.
-//     Until it has, reads of that content fetch it on demand.
-//   - Read repair (Open): the reader Open returns never returns a corrupt
-//     byte; when the local copy turns out corrupt mid-read, it fetches a
-//     good copy and carries on (content_heal.go).
-//   - Scrub (Scrub): a pass re-hashes every local object and walks the
-//     namespace, and fetches corrupt or missing content again
-//     (content_scrub.go); package server runs the passes.
-//
-// Every internal call carries the cluster secret (package clusterauth).
-
 // WriteAck says when the leader considers an upload's content stored.
 type WriteAck string
 
@@ -247,8 +214,8 @@ func defaultClient(headerTimeout time.Duration, tlsConf *tls.Config) *http.Clien
 	}}
 }
 
-// Content replicates file content between the nodes of a cluster: see
-// "Content replication" above. It is safe for concurrent use.
+// Content replicates file content between the nodes of a cluster: see the
+// package documentation. It is safe for concurrent use.
 type Content struct {
 	cfg    ContentConfig
 	store  *content.Store
