@@ -100,8 +100,8 @@ type ContentConfig struct {
 	// (fetches try them in this order).
 	Peers func(ctx context.Context) ([]Peer, error)
 	// Quorum returns how many copies a write needs, the leader's own
-	// included: voters/2+1, 1 on a single node. Nil: a majority of the
-	// leader plus Peers.
+	// included: Quorum of the Raft voters, 1 on a single node. Nil:
+	// Quorum of the leader plus Peers.
 	Quorum func() int
 	// WriteAck is WriteAckMajority (default) or WriteAckLeader.
 	WriteAck WriteAck
@@ -304,12 +304,20 @@ func (c *Content) peers(ctx context.Context) ([]Peer, error) {
 	return out, nil
 }
 
+// Quorum is how many of voters nodes must hold an upload's content before
+// it is acknowledged, the leader's own copy included: a majority of them,
+// so that any future leader's majority overlaps it. Fewer than one voter
+// (a configuration that cannot be read) counts as one.
+func Quorum(voters int) int {
+	return max(voters, 1)/2 + 1
+}
+
 // quorum is how many copies a write needs, the leader's included.
 func (c *Content) quorum(peers int) int {
 	if c.cfg.Quorum != nil {
 		return c.cfg.Quorum()
 	}
-	return (1+peers)/2 + 1
+	return Quorum(1 + peers)
 }
 
 // drainClose reads a little of a response body before closing it, so the

@@ -176,6 +176,16 @@ func TestParseWriteAck(t *testing.T) {
 	}
 }
 
+func TestQuorum(t *testing.T) {
+	// voters -> copies: a majority, and 1 when the configuration cannot
+	// be read (0 voters).
+	for voters, want := range map[int]int{-1: 1, 0: 1, 1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 4} {
+		if got := Quorum(voters); got != want {
+			t.Errorf("Quorum(%d) = %d, want %d", voters, got, want)
+		}
+	}
+}
+
 func TestPushMajority(t *testing.T) {
 	nodes := newCTCluster(t, 3, nil)
 	data := randData(t, 5<<20+123)

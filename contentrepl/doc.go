@@ -35,7 +35,7 @@
 //
 // The package knows nothing of Raft. ContentConfig.Peers (the members,
 // the leader first) and ContentConfig.Quorum (how many copies a write
-// needs) are what it asks of the cluster; package server
+// needs, see Quorum) are what it asks of the cluster; package server
 // answers them from the Raft node (package replication) and the member
 // list, and hooks Notify and Rescan into the state machine (package fsm).
 package contentrepl

@@ -698,12 +698,7 @@ func (s *Server) contentPeers(ctx context.Context) ([]contentrepl.Peer, error) {
 }
 
 // quorum is how many nodes must hold an upload's content before it is
-// acknowledged: a majority of the voters, so that any future leader's
-// majority overlaps it.
+// acknowledged: a majority of the Raft voters (contentrepl.Quorum).
 func (s *Server) quorum() int {
-	voters := s.node.Voters()
-	if voters < 1 {
-		voters = 1
-	}
-	return voters/2 + 1
+	return contentrepl.Quorum(s.node.Voters())
 }
