@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dfs-project/dfs/contentrepl"
 	"github.com/dfs-project/dfs/internal/clusterauth"
-	"github.com/dfs-project/dfs/replication"
 )
 
 // ForwardedByHeader marks a request one node forwarded to the node it took
@@ -100,12 +100,12 @@ type ScrubStatus struct {
 	// LastError is why the last pass stopped early, if it did.
 	LastError string `json:"last_error,omitempty"`
 	// Last is what the last completed pass found and did.
-	Last replication.ScrubStats `json:"last"`
+	Last contentrepl.ScrubStats `json:"last"`
 	// Current is the running pass so far.
-	Current *replication.ScrubStats `json:"current,omitempty"`
+	Current *contentrepl.ScrubStats `json:"current,omitempty"`
 	// Total adds up every pass since the node started, the running one
 	// included.
-	Total replication.ScrubStats `json:"total"`
+	Total contentrepl.ScrubStats `json:"total"`
 	// ReadRepaired and ReadUnrepaired count corrupt content that reads
 	// met since start: fetched again from a peer, or not.
 	ReadRepaired   int64 `json:"read_repaired"`

@@ -189,7 +189,7 @@ func (s *Store) init() error {
 	// Make the directories themselves durable before any object is
 	// committed into them.
 	for _, d := range []string{s.objects, s.dir} {
-		if err := syncDir(d); err != nil {
+		if err := SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -323,9 +323,10 @@ func (s *Store) Usage() (objects, bytes int64, err error) {
 	return objects, bytes, nil
 }
 
-// syncDir fsyncs a directory, making the creation, rename or removal of its
-// entries durable.
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, making the creation, rename or removal of its
+// entries durable. It is the one such helper in the tree: package
+// replication uses it too, for the rename that completes a Raft log repair.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("content: open directory for fsync: %w", err)

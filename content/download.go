@@ -181,7 +181,7 @@ func (d *Download) Commit(size int64) (Blob, error) {
 	if err != nil {
 		return Blob{}, err
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := SyncDir(filepath.Dir(dst)); err != nil {
 		_ = d.s.Unpin(b.Hash)
 		return Blob{}, err
 	}

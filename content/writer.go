@@ -158,7 +158,7 @@ func (w *Writer) Commit() (Blob, error) {
 	// Always fsync the fan-out directory, even when the object already
 	// existed: the writer that renamed it there may not have fsynced yet,
 	// and our caller is about to rely on it surviving a crash.
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := SyncDir(filepath.Dir(dst)); err != nil {
 		_ = w.s.Unpin(b.Hash)
 		return Blob{}, err
 	}
@@ -215,7 +215,7 @@ func (s *Store) install(tmp, dst string, b Blob, sums string) (dropTemp bool, er
 			s.removeSumsLocked(b.Hash)
 			return true, fmt.Errorf("content: create fan-out directory: %w", err)
 		}
-		if err := syncDir(s.objects); err != nil {
+		if err := SyncDir(s.objects); err != nil {
 			s.removeSumsLocked(b.Hash)
 			return true, err
 		}

@@ -62,7 +62,7 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 
 // Voters returns how many voters the latest Raft configuration has (0 if
 // it cannot be read, e.g. during shutdown). Content replication derives the
-// size of a majority from it.
+// size of a majority from it (contentrepl.Quorum, wired in package server).
 func (n *Node) Voters() int {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
 	"github.com/rs/zerolog"
+
+	"github.com/dfs-project/dfs/content"
 )
 
 // raft-wal v0.4.0 (the latest release) truncates the log's tail, which
@@ -200,7 +202,7 @@ func repairWAL(walDir string, log zerolog.Logger) (bool, error) {
 	if err := os.Rename(repairDir, walDir); err != nil {
 		return false, fmt.Errorf("replication: repair raft log: %w", err)
 	}
-	if err := syncDir(filepath.Dir(walDir)); err != nil {
+	if err := content.SyncDir(filepath.Dir(walDir)); err != nil {
 		return false, fmt.Errorf("replication: repair raft log: %w", err)
 	}
 	if err := os.RemoveAll(broken); err != nil {
@@ -208,13 +210,4 @@ func repairWAL(walDir string, log zerolog.Logger) (bool, error) {
 	}
 	log.Warn().Uint64("entries", copied).Msg("raft log rebuilt")
 	return true, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dfs-project/dfs/cluster"
+	"github.com/dfs-project/dfs/contentrepl"
 	"github.com/dfs-project/dfs/internal/clusterauth"
-	"github.com/dfs-project/dfs/replication"
 )
 
 // ScrubConfig configures the node's content scrubber (docs/scrub.md).
@@ -47,9 +47,9 @@ type scrubber struct {
 	lastStart time.Time
 	lastEnd   time.Time
 	lastErr   string
-	last      replication.ScrubStats
-	current   replication.ScrubStats
-	done      replication.ScrubStats // all completed passes
+	last      contentrepl.ScrubStats
+	current   contentrepl.ScrubStats
+	done      contentrepl.ScrubStats // all completed passes
 }
 
 func newScrubber(s *Server, cfg ScrubConfig) *scrubber {
@@ -131,12 +131,12 @@ func (sc *scrubber) waitReady(ctx context.Context) bool {
 func (sc *scrubber) pass(ctx context.Context) {
 	sc.mu.Lock()
 	sc.running = true
-	sc.current = replication.ScrubStats{}
+	sc.current = contentrepl.ScrubStats{}
 	sc.mu.Unlock()
 	log := sc.s.log.With().Str("component", "scrub").Logger()
 	log.Info().Int64("rate", sc.cfg.Rate).Msg("scrub pass started")
 	start := time.Now()
-	st, err := sc.s.content.Scrub(ctx, sc.throttle, func(st replication.ScrubStats) {
+	st, err := sc.s.content.Scrub(ctx, sc.throttle, func(st contentrepl.ScrubStats) {
 		sc.mu.Lock()
 		sc.current = st
 		sc.mu.Unlock()
@@ -145,7 +145,7 @@ func (sc *scrubber) pass(ctx context.Context) {
 
 	sc.mu.Lock()
 	sc.running = false
-	sc.current = replication.ScrubStats{}
+	sc.current = contentrepl.ScrubStats{}
 	sc.done.Add(st)
 	if ctx.Err() == nil {
 		sc.passes++

@@ -26,6 +26,7 @@ import (
 	"github.com/dfs-project/dfs/auth"
 	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
+	"github.com/dfs-project/dfs/contentrepl"
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/internal/tlsutil"
 	"github.com/dfs-project/dfs/metastore"
@@ -115,7 +116,7 @@ type Server struct {
 	log     zerolog.Logger
 	meta    metastore.Store
 	blobs   *content.Store
-	content *replication.Content
+	content *contentrepl.Content
 
 	// term is cancelled when this node stops leading: uploads in flight on
 	// a deposed leader end at once (503) instead of waiting for followers
@@ -219,7 +220,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.url == "" {
 		s.url = s.scheme() + "://" + advertisable(s.ln.Addr().String())
 	}
-	writeAck, err := replication.ParseWriteAck(cfg.WriteAck)
+	writeAck, err := contentrepl.ParseWriteAck(cfg.WriteAck)
 	if err != nil {
 		return nil, fmt.Errorf("server: --write-ack: %w", err)
 	}
@@ -228,7 +229,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.logLimits(space)
-	s.content, err = replication.NewContent(replication.ContentConfig{
+	s.content, err = contentrepl.NewContent(contentrepl.ContentConfig{
 		Store:    s.blobs,
 		Meta:     s.meta,
 		SelfID:   cfg.ID,
@@ -619,7 +620,7 @@ func redactURL(u string) string {
 // the leader reach a majority of nodes, reads fetch content this node lacks
 // from a peer. Cluster-side failures become webdav.ErrUnavailable (503).
 type blobAdapter struct {
-	c    *replication.Content
+	c    *contentrepl.Content
 	term func() context.Context // ends when this node's leadership does
 }
 
@@ -634,7 +635,7 @@ func (a blobAdapter) Write(ctx context.Context, r io.Reader) (string, int64, err
 	if err != nil && errors.Is(context.Cause(ctx), errDeposed) {
 		return "", 0, fmt.Errorf("%w: %w", webdav.ErrUnavailable, errDeposed)
 	}
-	if errors.Is(err, replication.ErrNoQuorum) || errors.Is(err, replication.ErrUnavailable) {
+	if errors.Is(err, contentrepl.ErrNoQuorum) || errors.Is(err, contentrepl.ErrUnavailable) {
 		return "", 0, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)
 	}
 	return hash, size, err
@@ -673,7 +674,7 @@ func (a blobAdapter) Discard(ctx context.Context, hash string) { a.c.Discard(ctx
 
 func (a blobAdapter) Open(ctx context.Context, hash string, size int64) (webdav.ContentReader, error) {
 	b, err := a.c.Open(ctx, hash, size)
-	if errors.Is(err, replication.ErrUnavailable) {
+	if errors.Is(err, contentrepl.ErrUnavailable) {
 		return nil, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)
 	}
 	return b, err
@@ -681,20 +682,20 @@ func (a blobAdapter) Open(ctx context.Context, hash string, size int64) (webdav.
 
 // contentPeers lists the other members with a URL, the leader first: the
 // nodes a push goes to and a fetch asks.
-func (s *Server) contentPeers(ctx context.Context) ([]replication.Peer, error) {
+func (s *Server) contentPeers(ctx context.Context) ([]contentrepl.Peer, error) {
 	members, err := s.meta.Members(ctx)
 	if err != nil {
 		return nil, err
 	}
 	leader, _ := s.node.Leader()
-	var peers []replication.Peer
+	var peers []contentrepl.Peer
 	for _, m := range members {
 		if m.ID == s.cfg.ID || m.URL == "" {
 			continue
 		}
-		p := replication.Peer{ID: m.ID, URL: m.URL}
+		p := contentrepl.Peer{ID: m.ID, URL: m.URL}
 		if m.ID == leader {
-			peers = append([]replication.Peer{p}, peers...)
+			peers = append([]contentrepl.Peer{p}, peers...)
 		} else {
 			peers = append(peers, p)
 		}
@@ -703,12 +704,7 @@ func (s *Server) contentPeers(ctx context.Context) ([]replication.Peer, error) {
 }
 
 // quorum is how many nodes must hold an upload's content before it is
-// acknowledged: a majority of the voters, so that any future leader's
-// majority overlaps it.
+// acknowledged: a majority of the Raft voters (contentrepl.Quorum).
 func (s *Server) quorum() int {
-	voters := s.node.Voters()
-	if voters < 1 {
-		voters = 1
-	}
-	return voters/2 + 1
+	return contentrepl.Quorum(s.node.Voters())
 }

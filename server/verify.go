@@ -6,7 +6,7 @@ import (
 
 	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
-	"github.com/dfs-project/dfs/replication"
+	"github.com/dfs-project/dfs/contentrepl"
 )
 
 // digestSource gives the cluster's digest endpoints (dfs cluster verify)
@@ -19,7 +19,7 @@ func (s *Server) digestSource() cluster.DigestSource {
 // cluster.ContentChecker.
 type contentChecker struct {
 	s *content.Store
-	r *replication.Content
+	r *contentrepl.Content
 }
 
 func (c contentChecker) Size(h string) (int64, error) {

@@ -1,4 +1,4 @@
-package replication
+package contentrepl
 
 import (
 	"context"
@@ -18,39 +18,6 @@ import (
 	"github.com/dfs-project/dfs/metastore"
 	"github.com/dfs-project/dfs/quota"
 )
-
-// Content replication
-//
-// File content never travels in the Raft log: entries name it by hash, and
-// Content moves the bytes between nodes over HTTP, beside the log:
-//
-//   - Push (leader, Write): the leader streams an upload into its own
-//     content store and, at the same time, to every follower
-//     (POST /cluster/content). With WriteAckMajority, Write returns only
-//     once the content is fsynced on a majority of the voters (the leader
-//     included); the caller then proposes the entry that references it.
-//     An acknowledged write therefore survives the loss of any minority,
-//     the leader included: a new leader has every committed entry (Raft),
-//     and every committed entry's content is on a majority, so some
-//     survivor has it.
-//   - Fetch (any node, Open and catch-up): a node that lacks content for a
-//     committed entry fetches it from a peer (GET /cluster/content/{hash},
-//     leader first) into a resumable partial download, verifies the
-//     SHA-256 and only then makes it an object.
-//   - Catch-up (Run, Notify, Rescan): a lagging, restarted or new node
-//     finds what it lacks by scanning the namespace (at start and after a
-//     snapshot restore) and by the state machine's reference hook (every
-//     committed entry that references new content), and fetches it in the
-//     background with bounded concurrency and an optional bandwidth cap.
-//     Until it has, reads of that content fetch it on demand.
-//   - Read repair (Open): the reader Open returns never returns a corrupt
-//     byte; when the local copy turns out corrupt mid-read, it fetches a
-//     good copy and carries on (content_heal.go).
-//   - Scrub (Scrub): a pass re-hashes every local object and walks the
-//     namespace, and fetches corrupt or missing content again
-//     (content_scrub.go); package server runs the passes.
-//
-// Every internal call carries the cluster secret (package clusterauth).
 
 // WriteAck says when the leader considers an upload's content stored.
 type WriteAck string
@@ -133,8 +100,8 @@ type ContentConfig struct {
 	// (fetches try them in this order).
 	Peers func(ctx context.Context) ([]Peer, error)
 	// Quorum returns how many copies a write needs, the leader's own
-	// included: voters/2+1, 1 on a single node. Nil: a majority of the
-	// leader plus Peers.
+	// included: Quorum of the Raft voters, 1 on a single node. Nil:
+	// Quorum of the leader plus Peers.
 	Quorum func() int
 	// WriteAck is WriteAckMajority (default) or WriteAckLeader.
 	WriteAck WriteAck
@@ -247,8 +214,8 @@ func defaultClient(headerTimeout time.Duration, tlsConf *tls.Config) *http.Clien
 	}}
 }
 
-// Content replicates file content between the nodes of a cluster: see
-// "Content replication" above. It is safe for concurrent use.
+// Content replicates file content between the nodes of a cluster: see the
+// package documentation. It is safe for concurrent use.
 type Content struct {
 	cfg    ContentConfig
 	store  *content.Store
@@ -337,12 +304,20 @@ func (c *Content) peers(ctx context.Context) ([]Peer, error) {
 	return out, nil
 }
 
+// Quorum is how many of voters nodes must hold an upload's content before
+// it is acknowledged, the leader's own copy included: a majority of them,
+// so that any future leader's majority overlaps it. Fewer than one voter
+// (a configuration that cannot be read) counts as one.
+func Quorum(voters int) int {
+	return max(voters, 1)/2 + 1
+}
+
 // quorum is how many copies a write needs, the leader's included.
 func (c *Content) quorum(peers int) int {
 	if c.cfg.Quorum != nil {
 		return c.cfg.Quorum()
 	}
-	return (1+peers)/2 + 1
+	return Quorum(1 + peers)
 }
 
 // drainClose reads a little of a response body before closing it, so the

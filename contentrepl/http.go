@@ -1,4 +1,4 @@
-package replication
+package contentrepl
 
 import (
 	"encoding/json"

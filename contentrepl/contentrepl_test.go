@@ -1,4 +1,4 @@
-package replication
+package contentrepl
 
 import (
 	"bufio"
@@ -173,6 +173,16 @@ func TestParseWriteAck(t *testing.T) {
 	}
 	if _, err := NewContent(ContentConfig{Store: &content.Store{}, Peers: func(context.Context) ([]Peer, error) { return nil, nil }, WriteAck: "some"}); err == nil {
 		t.Error("NewContent accepted a bad WriteAck")
+	}
+}
+
+func TestQuorum(t *testing.T) {
+	// voters -> copies: a majority, and 1 when the configuration cannot
+	// be read (0 voters).
+	for voters, want := range map[int]int{-1: 1, 0: 1, 1: 1, 2: 2, 3: 2, 4: 3, 5: 3, 6: 4, 7: 4} {
+		if got := Quorum(voters); got != want {
+			t.Errorf("Quorum(%d) = %d, want %d", voters, got, want)
+		}
 	}
 }
 

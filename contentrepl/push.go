@@ -1,4 +1,4 @@
-package replication
+package contentrepl
 
 import (
 	"context"
@@ -86,8 +86,8 @@ func (c *Content) push(ctx context.Context, r io.Reader, peers []Peer, quorum in
 	t := newTee(c, need)
 	results := make(chan pushResult, len(peers))
 	for _, p := range peers {
-		f := t.add(pctx, p)
-		go func() { results <- c.pushTo(f) }()
+		ps := t.add(pctx, p)
+		go func() { results <- c.pushTo(ps) }()
 	}
 	defer func() {
 		if err != nil {
@@ -189,12 +189,12 @@ func (c *Content) awaitAcks(ctx context.Context, results <-chan pushResult, n, n
 	return matches, failures, nil
 }
 
-// pushTo streams f's share of the upload to its peer and returns what the
+// pushTo streams ps's share of the upload to its peer and returns what the
 // peer stored.
-func (c *Content) pushTo(f *follower) (res pushResult) {
-	res.peer = f.peer
-	defer func() { f.t.finish(f, res.err) }()
-	req, err := http.NewRequestWithContext(f.ctx, http.MethodPost, f.peer.URL+pushPath, f)
+func (c *Content) pushTo(ps *peerStream) (res pushResult) {
+	res.peer = ps.peer
+	defer func() { ps.t.finish(ps, res.err) }()
+	req, err := http.NewRequestWithContext(ps.ctx, http.MethodPost, ps.peer.URL+pushPath, ps)
 	if err != nil {
 		res.err = fmt.Errorf("build push request: %w", err)
 		return res
@@ -204,7 +204,7 @@ func (c *Content) pushTo(f *follower) (res pushResult) {
 	clusterauth.Set(req, c.cfg.Secret)
 	resp, err := c.cfg.Client.Do(req)
 	if err != nil {
-		if reason := f.t.dropReason(f); reason != nil && !errors.Is(reason, errBodyClosed) {
+		if reason := ps.t.dropReason(ps); reason != nil && !errors.Is(reason, errBodyClosed) {
 			err = reason // the tee cancelled the request: say why
 		}
 		res.err = fmt.Errorf("push: %w", err)
@@ -213,7 +213,7 @@ func (c *Content) pushTo(f *follower) (res pushResult) {
 	defer drainClose(resp.Body)
 	if resp.StatusCode == http.StatusInsufficientStorage {
 		why := strings.TrimPrefix(snippet(resp.Body), quota.ErrNoSpace.Error()+": ")
-		res.err = fmt.Errorf("push: %w", &quota.NoSpaceError{Msg: fmt.Sprintf("follower %s refused the content: %s", f.peer.ID, why), Disk: true})
+		res.err = fmt.Errorf("push: %w", &quota.NoSpaceError{Msg: fmt.Sprintf("follower %s refused the content: %s", ps.peer.ID, why), Disk: true})
 		return res
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -229,12 +229,12 @@ func (c *Content) pushTo(f *follower) (res pushResult) {
 	return res
 }
 
-// chunk is one piece of an upload, shared by every follower queue it is in
+// chunk is one piece of an upload, shared by every peerStream queue it is in
 // and returned to the pool when the last of them has sent it.
 type chunk struct {
 	buf  []byte
 	full *[]byte // the pooled buffer buf slices
-	refs int     // followers still holding it; guarded by the tee's mutex
+	refs int     // peerStreams still holding it; guarded by the tee's mutex
 }
 
 func (c *Content) getChunk() *chunk {
@@ -258,20 +258,20 @@ var (
 // much slower, or stuck, is dropped once it is a buffer behind, and
 // fetches the content after the entry applies.
 type tee struct {
-	c         *Content
-	need      int
-	pace      int64
-	hard      int64
-	stall     time.Duration
-	start     time.Time
-	mu        sync.Mutex
-	followers []*follower
-	alive     int
-	closed    bool          // the body ended: followers see EOF when drained
-	aborted   bool          // the upload failed: every follower is dropped
-	waiting   bool          // the leader waits in write for progress
-	progress  chan struct{} // closed and replaced on progress while waiting
-	noSpace   error         // the first follower that failed for lack of room
+	c        *Content
+	need     int
+	pace     int64
+	hard     int64
+	stall    time.Duration
+	start    time.Time
+	mu       sync.Mutex
+	streams  []*peerStream // one per follower
+	alive    int
+	closed   bool          // the body ended: followers see EOF when drained
+	aborted  bool          // the upload failed: every follower is dropped
+	waiting  bool          // the leader waits in write for progress
+	progress chan struct{} // closed and replaced on progress while waiting
+	noSpace  error         // the first follower that failed for lack of room
 }
 
 // noSpaceErr returns the first follower failure for lack of room, or nil.
@@ -286,9 +286,10 @@ func newTee(c *Content, need int) *tee {
 		stall: c.cfg.PushStall, start: time.Now(), progress: make(chan struct{})}
 }
 
-// follower is one follower's share of an upload: the queue of chunks not
-// yet sent, read by the HTTP client as the push request's body.
-type follower struct {
+// peerStream is the push of an upload to one peer (a follower): its share
+// of the upload, the queue of chunks not yet sent, read by the HTTP client
+// as the push request's body.
+type peerStream struct {
 	t        *tee
 	peer     Peer
 	ctx      context.Context
@@ -302,14 +303,14 @@ type follower struct {
 	avail    chan struct{} // a token when data was queued or the body ended
 }
 
-func (t *tee) add(ctx context.Context, p Peer) *follower {
-	fctx, cancel := context.WithCancel(ctx)
-	f := &follower{t: t, peer: p, ctx: fctx, cancel: cancel, live: true, avail: make(chan struct{}, 1)}
+func (t *tee) add(ctx context.Context, p Peer) *peerStream {
+	sctx, cancel := context.WithCancel(ctx)
+	ps := &peerStream{t: t, peer: p, ctx: sctx, cancel: cancel, live: true, avail: make(chan struct{}, 1)}
 	t.mu.Lock()
-	t.followers = append(t.followers, f)
+	t.streams = append(t.streams, ps)
 	t.alive++
 	t.mu.Unlock()
-	return f
+	return ps
 }
 
 // signalLocked wakes the leader if it waits for progress.
@@ -321,31 +322,31 @@ func (t *tee) signalLocked() {
 	}
 }
 
-// dropLocked takes f out of the upload: its body read fails with err, its
+// dropLocked takes ps out of the upload: its body read fails with err, its
 // request is cancelled and its queued chunks are released.
-func (t *tee) dropLocked(f *follower, err error) {
-	if !f.live {
+func (t *tee) dropLocked(ps *peerStream, err error) {
+	if !ps.live {
 		return
 	}
-	f.live = false
-	f.err = err
+	ps.live = false
+	ps.err = err
 	if t.noSpace == nil && errors.Is(err, quota.ErrNoSpace) {
 		t.noSpace = err
 	}
 	t.alive--
-	for _, ck := range f.queue {
+	for _, ck := range ps.queue {
 		t.releaseLocked(ck)
 	}
-	f.queue, f.off, f.buffered = nil, 0, 0
-	f.cancel()
+	ps.queue, ps.off, ps.buffered = nil, 0, 0
+	ps.cancel()
 	t.signalLocked()
 }
 
 // logDrop reports a follower leaving an upload that goes on without it.
 // Failures once the body has ended are reported by Write instead.
-func (t *tee) logDrop(f *follower, err error) {
+func (t *tee) logDrop(ps *peerStream, err error) {
 	if !t.closed && !t.aborted {
-		t.c.log.Info().Str("peer", f.peer.ID).Err(err).Msg("follower dropped from an upload; it will fetch the content later")
+		t.c.log.Info().Str("peer", ps.peer.ID).Err(err).Msg("follower dropped from an upload; it will fetch the content later")
 	}
 }
 
@@ -378,7 +379,7 @@ const (
 // ErrNoQuorum when fewer than need followers are left.
 func (t *tee) write(ctx context.Context, ck *chunk) error {
 	n := int64(len(ck.buf))
-	var lagging []*follower
+	var lagging []*peerStream
 	t.mu.Lock()
 	for {
 		if t.alive < t.need {
@@ -397,15 +398,15 @@ func (t *tee) write(ctx context.Context, ck *chunk) error {
 		lagging = lagging[:0]
 		budget := time.Duration(math.MaxInt64)
 		allowed := lagGrace + time.Since(t.start)/lagShare
-		for _, f := range t.followers {
+		for _, ps := range t.streams {
 			switch {
-			case !f.live:
-			case f.buffered+n <= t.pace:
+			case !ps.live:
+			case ps.buffered+n <= t.pace:
 				ready++
 			default:
-				lagging = append(lagging, f)
-				if f.waited < allowed {
-					budget = min(budget, allowed-f.waited)
+				lagging = append(lagging, ps)
+				if ps.waited < allowed {
+					budget = min(budget, allowed-ps.waited)
 				}
 			}
 		}
@@ -434,29 +435,29 @@ func (t *tee) write(ctx context.Context, ck *chunk) error {
 		timer.Stop()
 		waited := time.Since(began)
 		t.mu.Lock()
-		for _, f := range lagging {
-			f.waited += waited
-			if timedOut && ready < t.need && f.live && f.buffered+n > t.pace {
+		for _, ps := range lagging {
+			ps.waited += waited
+			if timedOut && ready < t.need && ps.live && ps.buffered+n > t.pace {
 				err := fmt.Errorf("%w for %v", errStalled, t.stall)
-				t.logDrop(f, err)
-				t.dropLocked(f, err)
+				t.logDrop(ps, err)
+				t.dropLocked(ps, err)
 			}
 		}
 	}
-	for _, f := range t.followers {
-		if !f.live {
+	for _, ps := range t.streams {
+		if !ps.live {
 			continue
 		}
-		if f.buffered+n > t.hard {
-			t.logDrop(f, errFellBehind)
-			t.dropLocked(f, errFellBehind)
+		if ps.buffered+n > t.hard {
+			t.logDrop(ps, errFellBehind)
+			t.dropLocked(ps, errFellBehind)
 			continue
 		}
 		ck.refs++
-		f.queue = append(f.queue, ck)
-		f.buffered += n
+		ps.queue = append(ps.queue, ck)
+		ps.buffered += n
 		select {
-		case f.avail <- struct{}{}:
+		case ps.avail <- struct{}{}:
 		default:
 		}
 	}
@@ -472,9 +473,9 @@ func (t *tee) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true
-	for _, f := range t.followers {
+	for _, ps := range t.streams {
 		select {
-		case f.avail <- struct{}{}:
+		case ps.avail <- struct{}{}:
 		default:
 		}
 	}
@@ -486,36 +487,36 @@ func (t *tee) abort(err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.aborted = true
-	for _, f := range t.followers {
-		t.dropLocked(f, fmt.Errorf("upload aborted: %w", err))
+	for _, ps := range t.streams {
+		t.dropLocked(ps, fmt.Errorf("upload aborted: %w", err))
 	}
 }
 
-// dropReason returns why f was dropped, or nil.
-func (t *tee) dropReason(f *follower) error {
+// dropReason returns why ps was dropped, or nil.
+func (t *tee) dropReason(ps *peerStream) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return f.err
+	return ps.err
 }
 
-// finish records the end of f's push.
-func (t *tee) finish(f *follower, err error) {
+// finish records the end of ps's push.
+func (t *tee) finish(ps *peerStream, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err == nil {
-		f.cancel() // releases the context; the request is complete
+		ps.cancel() // releases the context; the request is complete
 		return
 	}
-	if f.live || errors.Is(f.err, errBodyClosed) {
-		t.logDrop(f, err)
+	if ps.live || errors.Is(ps.err, errBodyClosed) {
+		t.logDrop(ps, err)
 	}
-	t.dropLocked(f, err)
+	t.dropLocked(ps, err)
 }
 
 // Read implements io.Reader for the push request's body.
-func (f *follower) Read(p []byte) (int, error) {
+func (ps *peerStream) Read(p []byte) (int, error) {
 	n := 0
-	err := f.next(func(b []byte) (int, error) {
+	err := ps.next(func(b []byte) (int, error) {
 		n = copy(p, b)
 		return n, nil
 	})
@@ -525,10 +526,10 @@ func (f *follower) Read(p []byte) (int, error) {
 // WriteTo implements io.WriterTo, which the HTTP client uses to send the
 // body: whole chunks go out as single writes (one chunk of the chunked
 // encoding each) without a copy through an intermediate buffer.
-func (f *follower) WriteTo(w io.Writer) (int64, error) {
+func (ps *peerStream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
-		err := f.next(func(b []byte) (int, error) {
+		err := ps.next(func(b []byte) (int, error) {
 			n, err := w.Write(b)
 			total += int64(n)
 			return n, err
@@ -544,31 +545,31 @@ func (f *follower) WriteTo(w io.Writer) (int64, error) {
 
 // next waits for queued bytes and hands the next run of them (the rest of
 // the first chunk) to send, which reports how many it consumed. It returns
-// io.EOF at the end of the body and the drop reason once f is dropped.
+// io.EOF at the end of the body and the drop reason once ps is dropped.
 // send runs without the lock; the chunk is held meanwhile, so a drop
 // cannot recycle it under the writer.
-func (f *follower) next(send func([]byte) (int, error)) error {
-	t := f.t
+func (ps *peerStream) next(send func([]byte) (int, error)) error {
+	t := ps.t
 	t.mu.Lock()
-	for len(f.queue) == 0 && f.err == nil && !t.closed {
+	for len(ps.queue) == 0 && ps.err == nil && !t.closed {
 		t.mu.Unlock()
 		select {
-		case <-f.avail:
-		case <-f.ctx.Done():
-			return f.ctx.Err()
+		case <-ps.avail:
+		case <-ps.ctx.Done():
+			return ps.ctx.Err()
 		}
 		t.mu.Lock()
 	}
 	switch {
-	case f.err != nil:
-		err := f.err
+	case ps.err != nil:
+		err := ps.err
 		t.mu.Unlock()
 		return err
-	case len(f.queue) == 0:
+	case len(ps.queue) == 0:
 		t.mu.Unlock()
 		return io.EOF
 	}
-	ck, off := f.queue[0], f.off
+	ck, off := ps.queue[0], ps.off
 	ck.refs++
 	t.mu.Unlock()
 
@@ -577,13 +578,13 @@ func (f *follower) next(send func([]byte) (int, error)) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.releaseLocked(ck)
-	if f.live && n > 0 {
-		f.off += n
-		f.buffered -= int64(n)
-		if f.off == len(ck.buf) {
-			f.queue[0] = nil
-			f.queue = f.queue[1:]
-			f.off = 0
+	if ps.live && n > 0 {
+		ps.off += n
+		ps.buffered -= int64(n)
+		if ps.off == len(ck.buf) {
+			ps.queue[0] = nil
+			ps.queue = ps.queue[1:]
+			ps.off = 0
 			t.releaseLocked(ck)
 		}
 		t.signalLocked()
@@ -593,13 +594,13 @@ func (f *follower) next(send func([]byte) (int, error)) error {
 
 // Close implements io.Closer: the HTTP client closes the body when it is
 // done with it. Closing before the end means the client gave up on it.
-func (f *follower) Close() error {
-	t := f.t
+func (ps *peerStream) Close() error {
+	t := ps.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if f.live && (!t.closed || len(f.queue) > 0) {
+	if ps.live && (!t.closed || len(ps.queue) > 0) {
 		// pushTo reports why, once the request returns.
-		t.dropLocked(f, errBodyClosed)
+		t.dropLocked(ps, errBodyClosed)
 	}
 	return nil
 }
