@@ -10,9 +10,11 @@
 //
 // Raft itself (package replication) talks over its own TCP transport; this
 // package is everything nodes say to each other over the HTTP listener
-// they already have for WebDAV. Every internal endpoint and call carries
-// the cluster secret (package clusterauth); only the read-only status
-// endpoints are public.
+// they already have for WebDAV. It drives this node's Raft member through
+// the Raft interface (leadership, log, membership), which
+// replication.Node implements and the server wires in. Every internal
+// endpoint and call carries the cluster secret (package clusterauth); only
+// the read-only status endpoints are public.
 //
 // # Internal API
 //
@@ -48,7 +50,6 @@ import (
 
 	"github.com/dfs-project/dfs/internal/clusterauth"
 	"github.com/dfs-project/dfs/metastore"
-	"github.com/dfs-project/dfs/replication"
 )
 
 // Consistency is how a node serves reads (GET, HEAD, PROPFIND).
@@ -90,8 +91,8 @@ type Config struct {
 	// URL peers and clients reach it at.
 	ID  string
 	URL string
-	// Raft is this node's Raft member.
-	Raft *replication.Node
+	// Raft is this node's Raft member (a *replication.Node).
+	Raft Raft
 	// Members reads the replicated member table.
 	Members MemberReader
 	// Secret authenticates internal calls both ways. Empty: this node
@@ -214,7 +215,7 @@ func dedupe(list []string) []string {
 type Cluster struct {
 	cfg     Config
 	log     zerolog.Logger
-	raft    *replication.Node
+	raft    Raft
 	members MemberReader
 	tr      *http.Transport
 	client  *Client
