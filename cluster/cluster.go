@@ -2,7 +2,7 @@
 // HTTP: forming a cluster (--bootstrap, --join, --bootstrap-expect with
 // --peers), registering every node's URL in the replicated member table,
 // removing nodes, forwarding writes from followers to the leader, making
-// reads see every acknowledged write (read index), reporting the
+// reads see every acknowledged write (read index, CatchUp), reporting the
 // cluster's status, and handing leadership over on shutdown. Its Client
 // makes the cluster API's calls, for this package, for tools, and for the
 // packages that serve endpoints beside it (package verify compares
