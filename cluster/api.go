@@ -25,10 +25,6 @@ func (c *Cluster) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /cluster/remove", auth(c.handleRemove))
 	mux.Handle("GET /cluster/readindex", auth(c.handleReadIndex))
 	mux.Handle("GET /cluster/bootstrap-info", auth(c.handleBootstrapInfo))
-	if c.cfg.Digest.Meta != nil && c.cfg.Digest.Content != nil {
-		mux.Handle("GET /cluster/digest", auth(c.handleDigest))
-		mux.Handle("GET /cluster/digest/entries", auth(c.handleDigestEntries))
-	}
 	mux.HandleFunc("GET /cluster/node", c.handleNode)
 	mux.HandleFunc("GET /cluster/status", c.handleStatus)
 }
@@ -362,7 +358,7 @@ func (c *Cluster) nodeInfo(ctx context.Context) (NodeInfo, error) {
 		Term:           st.Term,
 		CommitIndex:    st.CommitIndex,
 		AppliedIndex:   st.AppliedIndex,
-		ContentBacklog: c.contentBacklog(),
+		ContentBacklog: c.ContentBacklog(),
 		Scrub:          c.scrubStatus(),
 	}, nil
 }

@@ -246,6 +246,37 @@ func (c *Client) Scrub(ctx context.Context, base string) (ScrubResponse, error) 
 	return out, err
 }
 
+// Call sends in (JSON, if not nil) with method to base+path and decodes a
+// 2xx answer into out (if not nil), or returns an error wrapping *Error:
+// for the endpoints other packages serve beside the cluster API (package
+// verify's digests).
+func (c *Client) Call(ctx context.Context, method, base, path string, in, out any) error {
+	return c.call(ctx, method, base, path, in, out, false)
+}
+
+// Stream sends GET base+path and returns the body of a 200 answer, which
+// the caller reads and closes; any other answer is an error wrapping
+// *Error. For streamed answers (package verify's entry streams).
+func (c *Client) Stream(ctx context.Context, base, path string) (io.ReadCloser, error) {
+	target := strings.TrimRight(base, "/") + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: GET %s: %w", target, err)
+	}
+	if c.secret != "" {
+		clusterauth.Set(req, c.secret)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: GET %s: %w", target, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, fmt.Errorf("cluster: GET %s: %w", target, readError(resp))
+	}
+	return resp.Body, nil
+}
+
 // call sends in (JSON, if not nil) and decodes a 2xx answer into out, or
 // returns *Error. forwarded marks the call as forwarded by this node.
 func (c *Client) call(ctx context.Context, method, base, path string, in, out any, forwarded bool) error {

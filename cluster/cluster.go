@@ -2,16 +2,19 @@
 // HTTP: forming a cluster (--bootstrap, --join, --bootstrap-expect with
 // --peers), registering every node's URL in the replicated member table,
 // removing nodes, forwarding writes from followers to the leader, making
-// reads see every acknowledged write (read index), reporting the cluster's
-// status, verifying that every node holds the same state (Verify, over
-// each node's GET /cluster/digest), and handing leadership over on
-// shutdown.
+// reads see every acknowledged write (read index, CatchUp), reporting the
+// cluster's status, and handing leadership over on shutdown. Its Client
+// makes the cluster API's calls, for this package, for tools, and for the
+// packages that serve endpoints beside it (package verify compares
+// replicas over GET /cluster/digest).
 //
 // Raft itself (package replication) talks over its own TCP transport; this
 // package is everything nodes say to each other over the HTTP listener
-// they already have for WebDAV. Every internal endpoint and call carries
-// the cluster secret (package clusterauth); only the read-only status
-// endpoints are public.
+// they already have for WebDAV. It drives this node's Raft member through
+// the Raft interface (leadership, log, membership), which
+// replication.Node implements and the server wires in. Every internal
+// endpoint and call carries the cluster secret (package clusterauth); only
+// the read-only status endpoints are public.
 //
 // # Internal API
 //
@@ -19,10 +22,13 @@
 //	POST /cluster/remove          {id}: remove a member (any node; forwarded to the leader)
 //	GET  /cluster/readindex       leader only: {"index": N}, every write committed before the call is at or below N
 //	GET  /cluster/bootstrap-info  {id, raft_addr, url, has_state, leader}, for --bootstrap-expect
-//	GET  /cluster/digest          this node's namespace and content digests (?deep=1, ?min-index=N); see Verify
-//	GET  /cluster/digest/entries  NDJSON: the entries the namespace digest hashes (?index=N)
 //	GET  /cluster/node            public: this node's own id, role, applied index, content backlog, scrub report
 //	GET  /cluster/status          public: the whole cluster as this node sees it
+//
+// Other packages serve more of /cluster/ on the same listener, mounted by
+// package server: replica verification's /cluster/digest (package
+// verify), content replication's /cluster/content and the scrub's
+// /cluster/scrub.
 package cluster
 
 import (
@@ -44,7 +50,6 @@ import (
 
 	"github.com/dfs-project/dfs/internal/clusterauth"
 	"github.com/dfs-project/dfs/metastore"
-	"github.com/dfs-project/dfs/replication"
 )
 
 // Consistency is how a node serves reads (GET, HEAD, PROPFIND).
@@ -86,8 +91,8 @@ type Config struct {
 	// URL peers and clients reach it at.
 	ID  string
 	URL string
-	// Raft is this node's Raft member.
-	Raft *replication.Node
+	// Raft is this node's Raft member (a *replication.Node).
+	Raft Raft
 	// Members reads the replicated member table.
 	Members MemberReader
 	// Secret authenticates internal calls both ways. Empty: this node
@@ -124,9 +129,6 @@ type Config struct {
 
 	// Backlog reports the content backlog in status; nil reports zero.
 	Backlog BacklogFunc
-	// Digest is the state GET /cluster/digest reads (replica
-	// verification); without it those endpoints are not served.
-	Digest DigestSource
 	// Scrub reports the node's content scrub in status; nil reports none.
 	Scrub func() *ScrubStatus
 
@@ -213,7 +215,7 @@ func dedupe(list []string) []string {
 type Cluster struct {
 	cfg     Config
 	log     zerolog.Logger
-	raft    *replication.Node
+	raft    Raft
 	members MemberReader
 	tr      *http.Transport
 	client  *Client
@@ -276,7 +278,9 @@ func New(cfg Config) (*Cluster, error) {
 // SetBacklog installs the content backlog reporter shown in status.
 func (c *Cluster) SetBacklog(f BacklogFunc) { c.backlog.Store(&f) }
 
-func (c *Cluster) contentBacklog() Backlog {
+// ContentBacklog is the content this node still has to fetch, as status
+// reports it.
+func (c *Cluster) ContentBacklog() Backlog {
 	f := c.backlog.Load()
 	if f == nil || *f == nil {
 		return Backlog{}

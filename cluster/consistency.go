@@ -11,7 +11,7 @@ import (
 
 // Consistent wraps the WebDAV handler: with ReadLeader, a GET, HEAD or
 // PROPFIND is served only once this node has applied every write the
-// leader had committed when the read arrived (see Sync); if that takes
+// leader had committed when the read arrived (see CatchUp); if that takes
 // longer than ReadTimeout the read gets 503 with Retry-After. With
 // ReadLocal, and for every other method, it is the handler itself.
 func (c *Cluster) Consistent(next http.Handler) http.Handler {
@@ -25,7 +25,7 @@ func (c *Cluster) Consistent(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if err := c.Sync(r.Context()); err != nil {
+		if err := c.CatchUp(r.Context()); err != nil {
 			if r.Context().Err() != nil {
 				return // the client went away
 			}
@@ -38,12 +38,12 @@ func (c *Cluster) Consistent(next http.Handler) http.Handler {
 	})
 }
 
-// Sync returns once this node has applied every entry the leader had
-// committed when Sync was called, or an error after ReadTimeout. It costs
-// one read index (a leader barrier, plus one round trip to the leader on a
-// follower) shared by every Sync that arrives while the previous read index
-// is in flight.
-func (c *Cluster) Sync(ctx context.Context) error {
+// CatchUp returns once this node has applied every entry the leader had
+// committed when CatchUp was called, or an error after ReadTimeout. It
+// costs one read index (a leader barrier, plus one round trip to the leader
+// on a follower) shared by every CatchUp that arrives while the previous
+// read index is in flight.
+func (c *Cluster) CatchUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadTimeout)
 	defer cancel()
 	idx, err := c.reads.wait(ctx)
@@ -58,9 +58,9 @@ func (c *Cluster) Sync(ctx context.Context) error {
 
 // ReadIndex returns a read index taken after the call: every write the
 // leader had committed when ReadIndex was called is at or below it (compare
-// it with the metastore's applied index). Unlike Sync it does not wait for
+// it with the metastore's applied index). Unlike CatchUp it does not wait for
 // this node to apply it, so a caller can tell how far behind it is. Bounded
-// by ReadTimeout; concurrent callers share one call, as in Sync.
+// by ReadTimeout; concurrent callers share one call, as in CatchUp.
 func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadTimeout)
 	defer cancel()

@@ -53,7 +53,7 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 			}
 			ns.Role = strings.ToLower(st.Role)
 			ns.AppliedIndex = st.AppliedIndex
-			ns.ContentBacklog = c.contentBacklog()
+			ns.ContentBacklog = c.ContentBacklog()
 			ns.Scrub = c.scrubStatus()
 			continue
 		}

@@ -3,9 +3,10 @@
 // The fault suite's checker: a watch on every node's Raft role and term
 // during the run (at most one leader per term), and the final check after
 // the last heal: every key of every client read from every node against the
-// key's model, and the nodes compared with each other by cluster.Verify
-// (the Go API of `dfs cluster verify`: the one place the e2e package uses
-// a product package, since comparing nodes is that command's job).
+// key's model, and the nodes compared with each other by verify.Replicas
+// (the Go API of `dfs cluster verify`, with package cluster's client: the
+// one place the e2e package uses product packages, since comparing nodes
+// is that command's job).
 
 package e2e
 
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dfs-project/dfs/cluster"
+	"github.com/dfs-project/dfs/verify"
 )
 
 // termWatch polls every node's own report (GET /cluster/node) and records
@@ -205,7 +207,7 @@ func (r *faultRun) checkFinal(ctx context.Context, sum *faultSummary) {
 	sum.divergent = len(divergent)
 }
 
-// verify runs cluster.Verify (deep: every node re-hashes its content) over
+// verify runs verify.Replicas (deep: every node re-hashes its content) over
 // the members and returns the nodes it finds different or cannot compare.
 func (r *faultRun) verify(ctx context.Context) []string {
 	var urls []string
@@ -214,7 +216,7 @@ func (r *faultRun) verify(ctx context.Context) []string {
 	}
 	vctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	rep, err := cluster.Verify(vctx, cluster.NewClient(r.c.secret, nil), urls, cluster.VerifyOptions{Deep: true, Attempts: 10})
+	rep, err := verify.Replicas(vctx, cluster.NewClient(r.c.secret, nil), urls, verify.Options{Deep: true, Attempts: 10})
 	if err != nil {
 		r.t.Errorf("cluster verify: %v", err)
 		return []string{"verify"}

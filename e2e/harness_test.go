@@ -1,7 +1,7 @@
 // Package e2e tests dfs from the outside: real `dfs server` processes on
 // real sockets, driven by real WebDAV clients (litmus, rclone, cadaver,
 // net/http). Nothing here reaches into the node's packages, except the
-// fault suite (faults_*.go), which compares nodes with cluster.Verify, the
+// fault suite (faults_*.go), which compares nodes with verify.Replicas, the
 // Go API of `dfs cluster verify`.
 package e2e
 

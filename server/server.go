@@ -277,13 +277,16 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	s.node.OnLeadership(s.onLeadership)
 	ccfg.URL, ccfg.Raft, ccfg.Members, ccfg.Log = s.url, s.node, s.meta, s.log
-	ccfg.Digest = s.digestSource()
 	if ccfg.Backlog == nil {
 		ccfg.Backlog = s.content.Backlog
 	}
 	s.scrub = newScrubber(s, cfg.Scrub)
 	ccfg.Scrub = s.scrub.status
 	s.cluster, err = cluster.New(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	digests, err := s.newDigester()
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -306,6 +309,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.metrics.handler(s))
 	s.cluster.Routes(mux)
+	digests.Routes(mux)
 	s.scrub.routes(mux)
 	contentAPI := s.content.Handler()
 	mux.Handle("/cluster/content", contentAPI)

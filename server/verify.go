@@ -4,19 +4,29 @@ import (
 	"context"
 	"errors"
 
-	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/contentrepl"
+	"github.com/dfs-project/dfs/verify"
 )
 
-// digestSource gives the cluster's digest endpoints (dfs cluster verify)
-// this node's metadata and content store.
-func (s *Server) digestSource() cluster.DigestSource {
-	return cluster.DigestSource{Meta: s.meta, Content: contentChecker{s.blobs, s.content}}
+// newDigester gives replica verification (dfs cluster verify, package
+// verify) this node's metadata and content store; its endpoints go on the
+// node API beside the cluster's.
+func (s *Server) newDigester() (*verify.Digester, error) {
+	return verify.NewDigester(verify.Config{
+		ID:      s.cfg.ID,
+		URL:     s.url,
+		Raft:    s.node,
+		Meta:    s.meta,
+		Content: contentChecker{s.blobs, s.content},
+		Backlog: s.cluster.ContentBacklog,
+		Secret:  s.cfg.ClusterSecret,
+		Log:     s.log,
+	})
 }
 
 // contentChecker presents the content store and its replication as
-// cluster.ContentChecker.
+// verify.ContentChecker.
 type contentChecker struct {
 	s *content.Store
 	r *contentrepl.Content

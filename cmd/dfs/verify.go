@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dfs-project/dfs/cluster"
+	"github.com/dfs-project/dfs/verify"
 )
 
 // Exit codes of dfs cluster verify.
@@ -24,7 +25,7 @@ const (
 )
 
 // verifyCommand is `dfs cluster verify`: compare every node's replicated
-// state (package cluster, Verify).
+// state (package verify, Replicas).
 func verifyCommand(addr cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:  "verify",
@@ -101,20 +102,20 @@ func runClusterVerify(c *cli.Context) error {
 			ids[strings.TrimRight(n.URL, "/")] = n.ID
 		}
 	}
-	opt := cluster.VerifyOptions{Deep: c.Bool("deep"), Attempts: c.Int("attempts"), Names: ids}
+	opt := verify.Options{Deep: c.Bool("deep"), Attempts: c.Int("attempts"), Names: ids}
 	if opt.Deep {
 		start := time.Now()
 		opt.Progress = func(msg string) {
 			fmt.Fprintf(c.App.ErrWriter, "[%5.1fs] %s\n", time.Since(start).Seconds(), msg)
 		}
 	}
-	rep, err := cluster.Verify(ctx, cluster.NewClient(secret, nil), urls, opt)
+	rep, err := verify.Replicas(ctx, cluster.NewClient(secret, nil), urls, opt)
 	if err != nil {
 		return inconclusive(err)
 	}
 	for _, id := range unlisted {
 		rep.Consistent = false
-		rep.Nodes = append(rep.Nodes, cluster.NodeDigest{ID: id, Error: "no URL in the member table: it cannot be asked"})
+		rep.Nodes = append(rep.Nodes, verify.NodeDigest{ID: id, Error: "no URL in the member table: it cannot be asked"})
 		if rep.Reason == "" {
 			rep.Reason = "members without a URL: " + strings.Join(unlisted, ", ")
 		}
@@ -139,7 +140,7 @@ func runClusterVerify(c *cli.Context) error {
 
 // printVerify prints a report: one line per node, then the verdict and
 // the differences.
-func printVerify(w io.Writer, rep cluster.VerifyReport) error {
+func printVerify(w io.Writer, rep verify.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tURL\tAPPLIED\tNAMESPACE\tCONTENT\tENTRIES\tOBJECTS\tMISSING\tCORRUPT")
 	short := func(s string) string {

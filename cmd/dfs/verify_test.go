@@ -13,9 +13,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/internal/testcluster"
 	"github.com/dfs-project/dfs/server"
+	// Named apart from the test's own verify (the command's arguments).
+	replicas "github.com/dfs-project/dfs/verify"
 )
 
 func exitCode(err error) int {
@@ -106,7 +107,7 @@ func TestClusterVerify(t *testing.T) {
 
 	// --json prints the report; the exit status says the same.
 	out, err := runApp(t, verify("--json", "--node", n1.URL(), "--attempts", "1")...)
-	var rep cluster.VerifyReport
+	var rep replicas.Report
 	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
 		t.Fatalf("--json: %v\n%s", jerr, out)
 	}

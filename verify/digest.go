@@ -1,4 +1,4 @@
-package cluster
+package verify
 
 import (
 	"bufio"
@@ -15,8 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/internal/clusterauth"
 	"github.com/dfs-project/dfs/metastore"
 )
 
@@ -42,11 +46,104 @@ type ContentChecker interface {
 	Fetching(h string) bool
 }
 
-// DigestSource is the node state GET /cluster/digest reads. With a nil
-// Meta the digest endpoints are not served.
-type DigestSource struct {
+// Applied is what a Digester needs of the node's Raft member
+// (replication.Node has it): the index the node's state is at.
+type Applied interface {
+	// AppliedIndex returns the index of the last entry applied to the
+	// node's metastore.
+	AppliedIndex(ctx context.Context) (uint64, error)
+	// WaitApplied returns once the node has applied index, or when ctx
+	// ends.
+	WaitApplied(ctx context.Context, index uint64) error
+}
+
+// Config configures a Digester.
+type Config struct {
+	// ID and URL identify the node in its digests.
+	ID  string
+	URL string
+	// Raft tells the applied index the state is read at.
+	Raft Applied
+	// Meta and Content are the state digested.
 	Meta    metastore.Reader
 	Content ContentChecker
+	// Backlog reports content the node is still fetching; nil reports
+	// none.
+	Backlog func() cluster.Backlog
+	// Secret guards the endpoints, as it does the cluster API's internal
+	// ones (package clusterauth).
+	Secret string
+	Log    zerolog.Logger
+}
+
+// Digester is a node's side of replica verification: it digests the
+// node's replicated state and serves GET /cluster/digest and GET
+// /cluster/digest/entries (see Routes).
+type Digester struct {
+	cfg Config
+	log zerolog.Logger
+}
+
+// NewDigester returns the Digester of one node.
+func NewDigester(cfg Config) (*Digester, error) {
+	if cfg.Raft == nil || cfg.Meta == nil || cfg.Content == nil {
+		return nil, errors.New("verify: Config needs Raft, Meta and Content")
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	// The endpoints are the cluster API's: their log lines stay the
+	// cluster component's.
+	return &Digester{cfg: cfg, log: cfg.Log.With().Str("component", "cluster").Logger()}, nil
+}
+
+// Routes registers GET /cluster/digest and GET /cluster/digest/entries on
+// mux; both need the cluster secret.
+func (dg *Digester) Routes(mux *http.ServeMux) {
+	auth := func(h http.HandlerFunc) http.Handler { return clusterauth.Require(dg.cfg.Secret, h) }
+	mux.Handle("GET /cluster/digest", auth(dg.handleDigest))
+	mux.Handle("GET /cluster/digest/entries", auth(dg.handleDigestEntries))
+}
+
+func (dg *Digester) contentBacklog() cluster.Backlog {
+	if dg.cfg.Backlog == nil {
+		return cluster.Backlog{}
+	}
+	return dg.cfg.Backlog()
+}
+
+// apiError is a failure with the HTTP status to answer it with.
+type apiError struct {
+	status int
+	msg    string
+	err    error
+}
+
+func (e *apiError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *apiError) Unwrap() error { return e.err }
+
+// writeError answers err with its status and a JSON body {"error": ...},
+// as the cluster API answers its failures; 503s carry Retry-After.
+func (dg *Digester) writeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		status = ae.status
+	case errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusServiceUnavailable
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if status >= 500 {
+		dg.log.Warn().Err(err).Int("status", status).Msg("cluster request failed")
+	}
+	cluster.WriteJSON(w, status, map[string]string{"error": err.Error()})
 }
 
 // Entry kinds, in the order a stream carries them.
@@ -314,7 +411,7 @@ type Digest struct {
 	Fetching int64 `json:"fetching"`
 	// ContentBacklog is content the node is still fetching: missing
 	// content may still arrive.
-	ContentBacklog Backlog `json:"content_backlog"`
+	ContentBacklog cluster.Backlog `json:"content_backlog"`
 }
 
 // MaxListed bounds the Missing and Corrupt lists of a Digest.
@@ -349,25 +446,21 @@ func (s contentStatus) String() string {
 // state machine may apply entries; the applied index is read before and
 // after, and a digest that straddles an entry is computed again, up to
 // three times, then fails wrapping errUnsettled.
-func (c *Cluster) Digest(ctx context.Context, deep bool) (Digest, error) {
-	src := c.cfg.Digest
-	if src.Meta == nil || src.Content == nil {
-		return Digest{}, errors.New("cluster: this node serves no digest")
-	}
+func (dg *Digester) Digest(ctx context.Context, deep bool) (Digest, error) {
 	// Objects are immutable: one verified in an earlier try stays good
 	// unless it vanished, which the size check of the next try sees.
 	verified := map[[32]byte]bool{}
 	var moved []string
 	for range digestTries {
-		before, err := c.raft.AppliedIndex(ctx)
+		before, err := dg.cfg.Raft.AppliedIndex(ctx)
 		if err != nil {
 			return Digest{}, fmt.Errorf("cluster: digest: %w", err)
 		}
-		d, err := c.digestOnce(ctx, src, deep, verified)
+		d, err := dg.digestOnce(ctx, deep, verified)
 		if err != nil {
 			return Digest{}, fmt.Errorf("cluster: digest: %w", err)
 		}
-		after, err := c.raft.AppliedIndex(ctx)
+		after, err := dg.cfg.Raft.AppliedIndex(ctx)
 		if err != nil {
 			return Digest{}, fmt.Errorf("cluster: digest: %w", err)
 		}
@@ -380,13 +473,13 @@ func (c *Cluster) Digest(ctx context.Context, deep bool) (Digest, error) {
 	return Digest{}, fmt.Errorf("cluster: digest: %w (applied index moved %s)", errUnsettled, strings.Join(moved, ", "))
 }
 
-func (c *Cluster) digestOnce(ctx context.Context, src DigestSource, deep bool, verified map[[32]byte]bool) (Digest, error) {
-	d := Digest{Format: DigestFormat, ID: c.cfg.ID, URL: c.cfg.URL, Deep: deep, Missing: []string{}, Corrupt: []string{}}
+func (dg *Digester) digestOnce(ctx context.Context, deep bool, verified map[[32]byte]bool) (Digest, error) {
+	d := Digest{Format: DigestFormat, ID: dg.cfg.ID, URL: dg.cfg.URL, Deep: deep, Missing: []string{}, Corrupt: []string{}}
 	h := sha256.New()
 	var line []byte
 	files := map[[32]byte]int64{}
 	var invalid []string // hashes that are not hashes: corrupt metadata
-	err := walkState(ctx, src.Meta, func(e *DigestEntry) error {
+	err := walkState(ctx, dg.cfg.Meta, func(e *DigestEntry) error {
 		var err error
 		line, err = appendEntry(line[:0], e)
 		if err != nil {
@@ -420,7 +513,7 @@ func (c *Cluster) digestOnce(ctx context.Context, src DigestSource, deep bool, v
 		switch st {
 		case contentMissing:
 			d.MissingCount++
-			if src.Content.Fetching(hx) {
+			if dg.cfg.Content.Fetching(hx) {
 				d.Fetching++
 			}
 			if len(d.Missing) < MaxListed {
@@ -439,7 +532,7 @@ func (c *Cluster) digestOnce(ctx context.Context, src DigestSource, deep bool, v
 	}
 	for _, k := range keys {
 		hx, size := hex.EncodeToString(k[:]), files[k]
-		st, err := checkContent(ctx, src.Content, hx, size, deep && !verified[k])
+		st, err := checkContent(ctx, dg.cfg.Content, hx, size, deep && !verified[k])
 		if err != nil {
 			return Digest{}, err
 		}
@@ -450,7 +543,7 @@ func (c *Cluster) digestOnce(ctx context.Context, src DigestSource, deep bool, v
 	}
 	d.ContentObjects = int64(len(keys) + len(invalid))
 	d.ContentDigest = hex.EncodeToString(ch.Sum(nil))
-	d.ContentBacklog = c.contentBacklog()
+	d.ContentBacklog = dg.contentBacklog()
 	return d, nil
 }
 
@@ -502,14 +595,14 @@ func appendEntry(b []byte, e *DigestEntry) ([]byte, error) {
 }
 
 // waitIndex waits, at most DigestWait, until this node has applied index.
-func (c *Cluster) waitIndex(ctx context.Context, index uint64) error {
+func (dg *Digester) waitIndex(ctx context.Context, index uint64) error {
 	if index == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, DigestWait)
 	defer cancel()
-	if err := c.raft.WaitApplied(ctx, index); err != nil {
-		applied, _ := c.raft.AppliedIndex(context.WithoutCancel(ctx))
+	if err := dg.cfg.Raft.WaitApplied(ctx, index); err != nil {
+		applied, _ := dg.cfg.Raft.AppliedIndex(context.WithoutCancel(ctx))
 		return &apiError{status: http.StatusServiceUnavailable,
 			msg: fmt.Sprintf("this node has applied %d, not %d, after waiting %s", applied, index, DigestWait), err: err}
 	}
@@ -543,23 +636,23 @@ func queryBool(r *http.Request, name string) (bool, error) {
 }
 
 // handleDigest answers GET /cluster/digest[?deep=1][&min-index=N].
-func (c *Cluster) handleDigest(w http.ResponseWriter, r *http.Request) {
+func (dg *Digester) handleDigest(w http.ResponseWriter, r *http.Request) {
 	deep, err := queryBool(r, "deep")
 	if err != nil {
-		c.writeError(w, err)
+		dg.writeError(w, err)
 		return
 	}
 	minIndex, err := queryUint(r, "min-index")
 	if err != nil {
-		c.writeError(w, err)
+		dg.writeError(w, err)
 		return
 	}
-	if err := c.waitIndex(r.Context(), minIndex); err != nil {
-		c.writeError(w, err)
+	if err := dg.waitIndex(r.Context(), minIndex); err != nil {
+		dg.writeError(w, err)
 		return
 	}
 	start := time.Now()
-	d, err := c.Digest(r.Context(), deep)
+	d, err := dg.Digest(r.Context(), deep)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the caller went away
@@ -567,20 +660,20 @@ func (c *Cluster) handleDigest(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, errUnsettled) {
 			err = &apiError{status: http.StatusServiceUnavailable, msg: "no stable state to digest (writes are going on); retry", err: err}
 		}
-		c.writeError(w, err)
+		dg.writeError(w, err)
 		return
 	}
-	ev := c.log.Debug()
+	ev := dg.log.Debug()
 	if d.MissingCount+d.CorruptCount > 0 {
-		ev = c.log.Warn() // an operator should see what verify found
+		ev = dg.log.Warn() // an operator should see what verify found
 	} else if deep {
-		ev = c.log.Info()
+		ev = dg.log.Info()
 	}
 	ev.Uint64("applied_index", d.AppliedIndex).Bool("deep", deep).Int64("entries", d.Entries).
 		Int64("content_objects", d.ContentObjects).Int64("missing", d.MissingCount).Int64("corrupt", d.CorruptCount).
 		Strs("missing_hashes", d.Missing).Strs("corrupt_hashes", d.Corrupt).
 		Dur("took", time.Since(start)).Msg("state digested for verification")
-	WriteJSON(w, http.StatusOK, d)
+	cluster.WriteJSON(w, http.StatusOK, d)
 }
 
 // handleDigestEntries answers GET /cluster/digest/entries[?index=N]: the
@@ -588,24 +681,24 @@ func (c *Cluster) handleDigest(w http.ResponseWriter, r *http.Request) {
 // line {"kind":"end","end":{...}}. With index, the node first waits (at
 // most DigestWait) until it has applied N, and answers 409 if it is
 // already past N: the caller wants the state at N, which is gone.
-func (c *Cluster) handleDigestEntries(w http.ResponseWriter, r *http.Request) {
+func (dg *Digester) handleDigestEntries(w http.ResponseWriter, r *http.Request) {
 	index, err := queryUint(r, "index")
 	if err != nil {
-		c.writeError(w, err)
+		dg.writeError(w, err)
 		return
 	}
-	if err := c.waitIndex(r.Context(), index); err != nil {
-		c.writeError(w, err)
+	if err := dg.waitIndex(r.Context(), index); err != nil {
+		dg.writeError(w, err)
 		return
 	}
 	ctx := r.Context()
-	before, err := c.raft.AppliedIndex(ctx)
+	before, err := dg.cfg.Raft.AppliedIndex(ctx)
 	if err != nil {
-		c.writeError(w, fmt.Errorf("cluster: digest entries: %w", err))
+		dg.writeError(w, fmt.Errorf("cluster: digest entries: %w", err))
 		return
 	}
 	if index != 0 && before != index {
-		c.writeError(w, &apiError{status: http.StatusConflict,
+		dg.writeError(w, &apiError{status: http.StatusConflict,
 			msg: fmt.Sprintf("this node has applied %d, past the requested state at %d; ask for a new digest", before, index)})
 		return
 	}
@@ -616,7 +709,7 @@ func (c *Cluster) handleDigestEntries(w http.ResponseWriter, r *http.Request) {
 	h := sha256.New()
 	end := StreamEnd{AppliedIndex: before}
 	var line []byte
-	werr := walkState(ctx, c.cfg.Digest.Meta, func(e *DigestEntry) error {
+	werr := walkState(ctx, dg.cfg.Meta, func(e *DigestEntry) error {
 		var err error
 		line, err = appendEntry(line[:0], e)
 		if err != nil {
@@ -634,9 +727,9 @@ func (c *Cluster) handleDigestEntries(w http.ResponseWriter, r *http.Request) {
 		if ctx.Err() != nil {
 			return
 		}
-		c.log.Warn().Err(werr).Msg("digest entries stream failed")
+		dg.log.Warn().Err(werr).Msg("digest entries stream failed")
 		end.Error = werr.Error()
-	} else if after, err := c.raft.AppliedIndex(ctx); err != nil {
+	} else if after, err := dg.cfg.Raft.AppliedIndex(ctx); err != nil {
 		end.Error = err.Error()
 	} else {
 		end.Settled = after == before

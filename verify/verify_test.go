@@ -1,4 +1,4 @@
-package cluster_test
+package verify_test
 
 import (
 	"context"
@@ -24,6 +24,7 @@ import (
 	"github.com/dfs-project/dfs/internal/testcluster"
 	"github.com/dfs-project/dfs/internal/testredis"
 	"github.com/dfs-project/dfs/server"
+	"github.com/dfs-project/dfs/verify"
 )
 
 // dav sends one WebDAV request and returns the status and body.
@@ -72,24 +73,24 @@ func urlsOf(nodes []*testcluster.Node) []string {
 	return us
 }
 
-func verify(t *testing.T, nodes []*testcluster.Node, opt cluster.VerifyOptions) cluster.VerifyReport {
+func verifyNodes(t *testing.T, nodes []*testcluster.Node, opt verify.Options) verify.Report {
 	t.Helper()
 	if opt.RetryDelay == 0 {
 		opt.RetryDelay = 200 * time.Millisecond
 	}
-	rep, err := cluster.Verify(ctxT(t), cluster.NewClient(testcluster.Secret, nil), urlsOf(nodes), opt)
+	rep, err := verify.Replicas(ctxT(t), cluster.NewClient(testcluster.Secret, nil), urlsOf(nodes), opt)
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
 	return rep
 }
 
-func fmtReport(rep cluster.VerifyReport) string {
+func fmtReport(rep verify.Report) string {
 	b, _ := json.MarshalIndent(rep, "", "  ")
 	return string(b)
 }
 
-func wantConsistent(t *testing.T, rep cluster.VerifyReport) {
+func wantConsistent(t *testing.T, rep verify.Report) {
 	t.Helper()
 	if !rep.Consistent || rep.Inconclusive || len(rep.Differences) > 0 {
 		t.Fatalf("want consistent:\n%s", fmtReport(rep))
@@ -103,7 +104,7 @@ func wantConsistent(t *testing.T, rep cluster.VerifyReport) {
 
 // wantDifferences checks that rep found exactly want (compared as their
 // String forms, in any order).
-func wantDifferences(t *testing.T, rep cluster.VerifyReport, want ...string) {
+func wantDifferences(t *testing.T, rep verify.Report, want ...string) {
 	t.Helper()
 	var got []string
 	for _, d := range rep.Differences {
@@ -164,7 +165,7 @@ func TestVerifyNamesDifferences(t *testing.T) {
 		`<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>tester</D:owner></D:lockinfo>`,
 		map[string]string{"Timeout": "Second-3600"})
 
-	rep := verify(t, nodes, cluster.VerifyOptions{})
+	rep := verifyNodes(t, nodes, verify.Options{})
 	wantConsistent(t, rep)
 	// /, /docs, three files, one lock, three members.
 	if n := rep.Nodes[0].Entries; n != 9 {
@@ -173,7 +174,7 @@ func TestVerifyNamesDifferences(t *testing.T) {
 	if n := rep.Nodes[0].ContentObjects; n != 3 {
 		t.Errorf("content objects: %d, want 3", n)
 	}
-	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{Deep: true}))
+	wantConsistent(t, verifyNodes(t, nodes, verify.Options{Deep: true}))
 
 	// One flipped byte keeps the size: only a deep verify sees it.
 	c := sha(files["/docs/c.bin"])
@@ -185,8 +186,8 @@ func TestVerifyNamesDifferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{}))
-	wantDifferences(t, verify(t, nodes, cluster.VerifyOptions{Deep: true}),
+	wantConsistent(t, verifyNodes(t, nodes, verify.Options{}))
+	wantDifferences(t, verifyNodes(t, nodes, verify.Options{Deep: true}),
 		"n3: content "+c+" is corrupt (used by /docs/c.bin)")
 	// The deep check quarantined the object and queued a fetch of a good
 	// copy: the node repairs itself, no read needed.
@@ -194,29 +195,29 @@ func TestVerifyNamesDifferences(t *testing.T) {
 		b, err := os.ReadFile(objectPath(n3, c))
 		return err == nil && string(b) == files["/docs/c.bin"], fmt.Sprint(err)
 	})
-	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{Deep: true}))
+	wantConsistent(t, verifyNodes(t, nodes, verify.Options{Deep: true}))
 
 	// A deleted object stays missing (nothing tells the node) until a
 	// read on it fetches it.
 	if err := os.Remove(objectPath(n3, c)); err != nil {
 		t.Fatal(err)
 	}
-	wantDifferences(t, verify(t, nodes, cluster.VerifyOptions{}),
+	wantDifferences(t, verifyNodes(t, nodes, verify.Options{}),
 		"n3: content "+c+" is missing (used by /docs/c.bin)")
 	if got := mustDAV(t, http.StatusOK, http.MethodGet, n3.URL()+"/docs/c.bin", "", nil); got != files["/docs/c.bin"] {
 		t.Fatal("n3 served other bytes")
 	}
-	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{Deep: true}))
+	wantConsistent(t, verifyNodes(t, nodes, verify.Options{Deep: true}))
 
 	// A truncated object has the wrong size: a shallow verify sees it.
 	a := sha(files["/docs/a.txt"])
 	if err := os.Truncate(objectPath(n2, a), 3); err != nil {
 		t.Fatal(err)
 	}
-	wantDifferences(t, verify(t, nodes, cluster.VerifyOptions{}),
+	wantDifferences(t, verifyNodes(t, nodes, verify.Options{}),
 		"n2: content "+a+" is corrupt (used by /docs/a.txt)")
 	mustDAV(t, http.StatusOK, http.MethodGet, n2.URL()+"/docs/a.txt", "", nil)
-	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{}))
+	wantConsistent(t, verifyNodes(t, nodes, verify.Options{}))
 
 	// Metadata changed in n2's Redis, behind Raft's back.
 	ctx := ctxT(t)
@@ -237,7 +238,7 @@ func TestVerifyNamesDifferences(t *testing.T) {
 	must(rdb.HDel(ctx, "dfs:d:"+docs, "b.txt").Result())
 	must(rdb.HSet(ctx, "dfs:d:"+docs, "ghost.txt", aID).Result())
 
-	rep = verify(t, nodes, cluster.VerifyOptions{})
+	rep = verifyNodes(t, nodes, verify.Options{})
 	// n1 and n3 agree: the reference is one of them (the leader if it is).
 	ref := rep.Reference
 	if ref != "n1" && ref != "n3" {
@@ -277,7 +278,7 @@ func TestVerifyNamesDifferences(t *testing.T) {
 	member["url"] = "http://elsewhere:8080"
 	b, _ = json.Marshal(member)
 	must(rdb.HSet(ctx, "dfs:members", "n2", b).Result())
-	rep = verify(t, nodes, cluster.VerifyOptions{})
+	rep = verifyNodes(t, nodes, verify.Options{})
 	var n3Diffs []string
 	for _, d := range rep.Differences {
 		if d.Node == "n3" {
@@ -309,7 +310,7 @@ func TestVerifyUnreachableNode(t *testing.T) {
 	mustDAV(t, http.StatusCreated, http.MethodPut, leader.URL()+"/f.txt", "x", nil)
 	stopped := testcluster.Followers(nodes, leader)[0]
 	stopped.Stop()
-	rep := verify(t, nodes, cluster.VerifyOptions{})
+	rep := verifyNodes(t, nodes, verify.Options{})
 	if rep.Consistent || len(rep.Differences) > 0 {
 		t.Fatalf("want not consistent without differences:\n%s", fmtReport(rep))
 	}
@@ -359,7 +360,7 @@ func TestVerifyUnderLiveWrites(t *testing.T) {
 	}
 	var consistent, inconclusive, retried int
 	for range 10 {
-		rep := verify(t, nodes, cluster.VerifyOptions{Attempts: 3, RetryDelay: 50 * time.Millisecond})
+		rep := verifyNodes(t, nodes, verify.Options{Attempts: 3, RetryDelay: 50 * time.Millisecond})
 		if rep.Attempts > 1 {
 			retried++
 		}
@@ -382,7 +383,7 @@ func TestVerifyUnderLiveWrites(t *testing.T) {
 	if writes.Load() == 0 {
 		t.Fatal("the writer wrote nothing")
 	}
-	wantConsistent(t, verify(t, nodes, cluster.VerifyOptions{}))
+	wantConsistent(t, verifyNodes(t, nodes, verify.Options{}))
 }
 
 // TestDigestEndpoint checks the endpoint's answers to bad requests and
@@ -393,7 +394,7 @@ func TestDigestEndpoint(t *testing.T) {
 	mustDAV(t, http.StatusCreated, http.MethodPut, n1.URL()+"/a b.txt", "x", nil)
 	mustDAV(t, http.StatusCreated, "MKCOL", n1.URL()+"/a", "", nil)
 	mustDAV(t, http.StatusCreated, http.MethodPut, n1.URL()+"/a/z.txt", "y", nil)
-	c := cluster.NewClient(testcluster.Secret, nil)
+	c := verify.NewClient(cluster.NewClient(testcluster.Secret, nil))
 	d, err := c.Digest(ctxT(t), n1.URL(), false, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +416,7 @@ func TestDigestEndpoint(t *testing.T) {
 		}
 		line, _ := json.Marshal(e)
 		h.Write(append(line, '\n'))
-		if e.Kind == cluster.EntryPath {
+		if e.Kind == verify.EntryPath {
 			paths = append(paths, e.Path)
 		}
 	}
@@ -457,4 +458,24 @@ func TestDigestEndpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startJoined starts n1 with --bootstrap, n2 with --join n1 and n3 with
+// --join n2 (a follower, which relays the join to the leader), and returns
+// them and the leader.
+func startJoined(t *testing.T) ([]*testcluster.Node, *testcluster.Node) {
+	t.Helper()
+	n1 := testcluster.Start(t, server.Config{ID: "n1", Bootstrap: true})
+	testcluster.WaitConverged(t, []*testcluster.Node{n1}, "n1")
+	n2 := testcluster.Start(t, server.Config{ID: "n2", Join: []string{n1.URL()}})
+	testcluster.WaitConverged(t, []*testcluster.Node{n1, n2}, "n1", "n2")
+	n3 := testcluster.Start(t, server.Config{ID: "n3", Join: []string{"http://127.0.0.1:1", n2.URL()}})
+	nodes := []*testcluster.Node{n1, n2, n3}
+	return nodes, testcluster.WaitConverged(t, nodes, "n1", "n2", "n3")
 }

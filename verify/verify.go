@@ -1,4 +1,4 @@
-package cluster
+package verify
 
 import (
 	"context"
@@ -14,25 +14,25 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dfs-project/dfs/internal/clusterauth"
+	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/metastore"
 )
 
 // This file compares replicas (dfs cluster verify). Every node digests its
-// own state (digest.go); Verify asks all of them for a digest at one
+// own state (digest.go); Replicas asks all of them for a digest at one
 // applied index and, where digests differ, streams the differing nodes'
 // entries beside the reference node's and merges them in stream order, so
 // the differences are named (node, path, field, both values) while the
 // verifier holds two entries at a time, whatever the namespace's size.
 
-// VerifyOptions tunes Verify. Zero values take the defaults shown.
-type VerifyOptions struct {
+// Options tunes Replicas. Zero values take the defaults shown.
+type Options struct {
 	// Deep makes every node re-hash every object it holds (slow: it reads
 	// all content) instead of checking presence and size. A node moves
 	// a corrupt object it finds to its quarantine and fetches a good copy
 	// from a peer.
 	Deep bool
-	// Attempts bounds how often Verify asks again when the nodes do not
+	// Attempts bounds how often Replicas asks again when the nodes do not
 	// answer at one common applied index (writes going on). Default 5.
 	Attempts int
 	// RetryDelay is the pause between attempts. Default 1s.
@@ -46,7 +46,7 @@ type VerifyOptions struct {
 	// MaxPaths bounds how many referencing paths are named per missing or
 	// corrupt content hash. Default 10.
 	MaxPaths int
-	// Progress, if set, is told what Verify does, one line per call;
+	// Progress, if set, is told what Replicas does, one line per call;
 	// calls never overlap.
 	Progress func(msg string)
 	// Names maps node URLs to member IDs (from /cluster/status), to name
@@ -54,7 +54,7 @@ type VerifyOptions struct {
 	Names map[string]string
 }
 
-func (o *VerifyOptions) setDefaults() {
+func (o *Options) setDefaults() {
 	if o.Attempts <= 0 {
 		o.Attempts = 5
 	}
@@ -72,8 +72,8 @@ func (o *VerifyOptions) setDefaults() {
 	}
 }
 
-// VerifyReport is the outcome of Verify.
-type VerifyReport struct {
+// Report is the outcome of Replicas.
+type Report struct {
 	// Consistent is true only when every node answered at one applied
 	// index with the same namespace digest and holds all its content.
 	Consistent bool `json:"consistent"`
@@ -96,7 +96,7 @@ type VerifyReport struct {
 	Truncated   bool         `json:"differences_truncated,omitempty"`
 }
 
-// NodeDigest is one node in a VerifyReport.
+// NodeDigest is one node in a Report.
 type NodeDigest struct {
 	ID              string `json:"id"`
 	URL             string `json:"url"`
@@ -181,7 +181,7 @@ func quoteValue(s string) string {
 // the attempt is void.
 var errMoved = errors.New("cluster: a node applied another log entry during the comparison")
 
-// Verify compares the replicated state of the nodes at urls (their HTTP
+// Replicas compares the replicated state of the nodes at urls (their HTTP
 // base URLs): it learns the leader's read index, asks every node for its
 // digest at that index or later (GET /cluster/digest?min-index=N), and,
 // when all answer at one applied index, names every difference between
@@ -190,14 +190,14 @@ var errMoved = errors.New("cluster: a node applied another log entry during the 
 // than a difference it cannot prove. A node that cannot be reached is in
 // the report with its error and makes it not consistent. The error is
 // non-nil only when urls is empty or ctx ends.
-func Verify(ctx context.Context, c *Client, urls []string, opt VerifyOptions) (VerifyReport, error) {
+func Replicas(ctx context.Context, c *cluster.Client, urls []string, opt Options) (Report, error) {
 	opt.setDefaults()
 	urls = dedupe(urls)
 	if len(urls) == 0 {
-		return VerifyReport{}, errors.New("cluster: verify: no node URLs")
+		return Report{}, errors.New("cluster: verify: no node URLs")
 	}
-	v := &verifier{c: c, opt: opt, urls: urls, missingSeen: map[string]map[string]int{}}
-	var rep VerifyReport
+	v := &verifier{cc: c, c: NewClient(c), opt: opt, urls: urls, missingSeen: map[string]map[string]int{}}
+	var rep Report
 	for attempt := 1; attempt <= opt.Attempts; attempt++ {
 		if attempt > 1 {
 			select {
@@ -223,8 +223,9 @@ func Verify(ctx context.Context, c *Client, urls []string, opt VerifyOptions) (V
 }
 
 type verifier struct {
-	c    *Client
-	opt  VerifyOptions
+	cc   *cluster.Client // read indexes and node reports
+	c    *Client         // digests and entries
+	opt  Options
 	urls []string
 	// missingSeen counts, per node URL, the digests that listed a hash as
 	// missing. Content committed a moment ago may not have reached a
@@ -245,8 +246,8 @@ func (v *verifier) progress(format string, args ...any) {
 
 // attempt runs one round; retry says the result is void (the nodes did not
 // hold still) and Reason says why.
-func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
-	rep = VerifyReport{Differences: []Difference{}}
+func (v *verifier) attempt(ctx context.Context) (rep Report, retry bool) {
+	rep = Report{Differences: []Difference{}}
 	index, leaderURL := v.targetIndex(ctx)
 	rep.AppliedIndex = index
 	v.progress("asking %d nodes for a digest at index %d or later", len(v.urls), index)
@@ -412,7 +413,7 @@ func (v *verifier) attempt(ctx context.Context) (rep VerifyReport, retry bool) {
 }
 
 // void marks an attempt whose nodes did not hold still.
-func (v *verifier) void(rep *VerifyReport, format string, args ...any) bool {
+func (v *verifier) void(rep *Report, format string, args ...any) bool {
 	rep.Reason = fmt.Sprintf(format, args...)
 	rep.Differences = []Difference{}
 	rep.Truncated = false
@@ -420,7 +421,7 @@ func (v *verifier) void(rep *VerifyReport, format string, args ...any) bool {
 }
 
 // targetIndex returns the index to compare at: the leader's read index
-// (every write acknowledged before Verify began is at or below it), or,
+// (every write acknowledged before Replicas began is at or below it), or,
 // with no leader answering, the highest applied index a node reports. All
 // nodes are asked at once: without a leader each waits for one up to its
 // read timeout.
@@ -435,11 +436,11 @@ func (v *verifier) targetIndex(ctx context.Context) (index uint64, leaderURL str
 	answers := make(chan answer, len(v.urls))
 	for _, u := range v.urls {
 		go func() {
-			idx, err := v.c.ReadIndex(rctx, u)
-			var e *Error
+			idx, err := v.cc.ReadIndex(rctx, u)
+			var e *cluster.Error
 			if err != nil && errors.As(err, &e) && e.StatusCode == http.StatusMisdirectedRequest && e.LeaderURL != "" {
 				u = strings.TrimRight(e.LeaderURL, "/")
-				idx, err = v.c.ReadIndex(rctx, u)
+				idx, err = v.cc.ReadIndex(rctx, u)
 			}
 			answers <- answer{idx, u, err == nil}
 		}()
@@ -451,7 +452,7 @@ func (v *verifier) targetIndex(ctx context.Context) (index uint64, leaderURL str
 	}
 	for _, u := range v.urls {
 		nctx, cancel := context.WithTimeout(ctx, v.opt.CallTimeout)
-		info, err := v.c.Node(nctx, u)
+		info, err := v.cc.Node(nctx, u)
 		cancel()
 		if err == nil && info.AppliedIndex > index {
 			index = info.AppliedIndex
@@ -462,7 +463,7 @@ func (v *verifier) targetIndex(ctx context.Context) (index uint64, leaderURL str
 }
 
 // add records a difference; false once MaxDifferences are recorded.
-func (v *verifier) add(rep *VerifyReport, d Difference) bool {
+func (v *verifier) add(rep *Report, d Difference) bool {
 	if len(rep.Differences) >= v.opt.MaxDifferences {
 		rep.Truncated = true
 		return false
@@ -473,7 +474,7 @@ func (v *verifier) add(rep *VerifyReport, d Difference) bool {
 
 // diffNamespace merges the entry streams of ref and node (both at the
 // same applied index) and records every difference.
-func (v *verifier) diffNamespace(ctx context.Context, rep *VerifyReport, ref, node *Digest) error {
+func (v *verifier) diffNamespace(ctx context.Context, rep *Report, ref, node *Digest) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	a, err := v.c.DigestEntries(ctx, ref.URL, ref.AppliedIndex)
@@ -558,7 +559,7 @@ func (v *verifier) diffNamespace(ctx context.Context, rep *VerifyReport, ref, no
 
 // diffContent names the missing and corrupt content of node d with the
 // paths (on d) that reference it.
-func (v *verifier) diffContent(ctx context.Context, rep *VerifyReport, d *Digest) error {
+func (v *verifier) diffContent(ctx context.Context, rep *Report, d *Digest) error {
 	paths := map[string][]string{}
 	for _, h := range d.Missing {
 		paths[h] = nil
@@ -677,6 +678,13 @@ func lockFields(l *metastore.Lock) [][2]string {
 	}
 }
 
+// Client asks nodes for their digests and entry streams (it needs the
+// cluster secret).
+type Client struct{ c *cluster.Client }
+
+// NewClient returns a Client that calls nodes with c.
+func NewClient(c *cluster.Client) *Client { return &Client{c: c} }
+
 // Digest asks the node at base for its digest, once it has applied
 // minIndex (0: at once); deep re-hashes all content.
 func (c *Client) Digest(ctx context.Context, base string, deep bool, minIndex uint64) (Digest, error) {
@@ -692,7 +700,7 @@ func (c *Client) Digest(ctx context.Context, base string, deep bool, minIndex ui
 		path += "?" + q.Encode()
 	}
 	var out Digest
-	err := c.call(ctx, http.MethodGet, base, path, nil, &out, false)
+	err := c.c.Call(ctx, http.MethodGet, base, path, nil, &out)
 	return out, err
 }
 
@@ -707,26 +715,15 @@ type EntryStream struct {
 // DigestEntries opens the entry stream of the node at base for its state
 // at index (0: its current state). A node already past index answers 409.
 func (c *Client) DigestEntries(ctx context.Context, base string, index uint64) (*EntryStream, error) {
-	target := strings.TrimRight(base, "/") + "/cluster/digest/entries"
+	path := "/cluster/digest/entries"
 	if index > 0 {
-		target += "?index=" + strconv.FormatUint(index, 10)
+		path += "?index=" + strconv.FormatUint(index, 10)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	body, err := c.c.Stream(ctx, base, path)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: GET %s: %w", target, err)
+		return nil, err
 	}
-	if c.secret != "" {
-		clusterauth.Set(req, c.secret)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: GET %s: %w", target, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, fmt.Errorf("cluster: GET %s: %w", target, readError(resp))
-	}
-	return &EntryStream{body: resp.Body, dec: json.NewDecoder(resp.Body), what: target}, nil
+	return &EntryStream{body: body, dec: json.NewDecoder(body), what: strings.TrimRight(base, "/") + path}, nil
 }
 
 // Next returns the next entry, io.EOF after the last one of a complete,
@@ -760,3 +757,25 @@ func (s *EntryStream) Next() (DigestEntry, error) {
 
 // Close ends the stream.
 func (s *EntryStream) Close() error { return s.body.Close() }
+
+// statusCode returns the HTTP status of a call's error, 0 if it has none
+// (the node was not reached).
+func statusCode(err error) int {
+	var e *cluster.Error
+	if errors.As(err, &e) {
+		return e.StatusCode
+	}
+	return 0
+}
+
+// dedupe drops repeated node URLs (and trailing slashes).
+func dedupe(list []string) []string {
+	var out []string
+	for _, s := range list {
+		s = strings.TrimRight(s, "/")
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,188 @@
+package cluster_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dfs-project/dfs/cluster"
+	"github.com/dfs-project/dfs/internal/clusterauth"
+	"github.com/dfs-project/dfs/metastore"
+)
+
+// seen is what a fake leader (or the local handler) was sent.
+type seen struct {
+	mu   sync.Mutex
+	reqs []seenReq
+}
+
+type seenReq struct {
+	method, path, host, body string
+	header                   http.Header
+}
+
+func (s *seen) record(r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqs = append(s.reqs, seenReq{r.Method, r.URL.Path, r.Host, string(b), r.Header.Clone()})
+}
+
+func (s *seen) all() []seenReq {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]seenReq(nil), s.reqs...)
+}
+
+// TestForwardWrites runs the Forward wrapper of node n1 against a fake
+// leader n2 (an httptest server): which requests are served locally, which
+// are proxied to the leader and with what, and what the client gets when
+// there is no leader to forward to.
+func TestForwardWrites(t *testing.T) {
+	tests := []struct {
+		name    string
+		leader  string // "self", "n2" or "" (none known)
+		n2URL   string // n2's URL in the member table: "up" (the fake leader), "dead", or "" (none)
+		method  string
+		header  map[string]string
+		want    int
+		wantBy  string // served by "local", "leader" or "" (neither)
+		wantMsg string // in the body of a 503
+	}{
+		{name: "the leader serves a write itself", leader: "self", n2URL: "up", method: http.MethodPut,
+			want: http.StatusOK, wantBy: "local"},
+		{name: "a follower serves a read itself", leader: "n2", n2URL: "up", method: http.MethodGet,
+			want: http.StatusOK, wantBy: "local"},
+		{name: "a follower serves PROPFIND itself", leader: "n2", n2URL: "up", method: "PROPFIND",
+			want: http.StatusOK, wantBy: "local"},
+		{name: "a follower forwards PUT to the leader", leader: "n2", n2URL: "up", method: http.MethodPut,
+			want: http.StatusCreated, wantBy: "leader"},
+		{name: "a follower forwards MOVE to the leader", leader: "n2", n2URL: "up", method: "MOVE",
+			header: map[string]string{"Destination": "http://dav.example/dir/g.txt"},
+			want:   http.StatusCreated, wantBy: "leader"},
+		{name: "no leader known: 503", leader: "", n2URL: "up", method: http.MethodPut,
+			want: http.StatusServiceUnavailable, wantMsg: "no leader is known right now"},
+		{name: "the leader has no URL in the member table: 503", leader: "n2", n2URL: "", method: http.MethodDelete,
+			want: http.StatusServiceUnavailable, wantMsg: "no leader is known right now"},
+		{name: "the leader does not answer: 503", leader: "n2", n2URL: "dead", method: "MKCOL",
+			want: http.StatusServiceUnavailable, wantMsg: "the leader could not be reached"},
+		{name: "a forwarded write that reaches a follower is not forwarded again", leader: "n2", n2URL: "up",
+			method: http.MethodPut, header: withSecret(cluster.ForwardedByHeader, "n3"),
+			want: http.StatusServiceUnavailable, wantMsg: "was forwarded the request as leader but does not lead"},
+		{name: "the forwarded marker without the secret counts for nothing", leader: "n2", n2URL: "up",
+			method: http.MethodPut, header: map[string]string{cluster.ForwardedByHeader: "n3"},
+			want: http.StatusCreated, wantBy: "leader"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var atLeader, atLocal seen
+			leader := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				atLeader.record(r)
+				w.Header().Set("X-Served-By", "n2")
+				w.WriteHeader(http.StatusCreated)
+				io.WriteString(w, "created by the leader")
+			}))
+			f := newFakeRaft()
+			switch tc.leader {
+			case "self":
+				f.setLeader(selfID)
+			default:
+				f.setLeader(tc.leader)
+			}
+			switch tc.n2URL {
+			case "up":
+				f.members.put(metastore.Member{ID: "n2", URL: leader.URL + "/", RaftAddr: "n2.raft:7000"})
+			case "dead":
+				f.members.put(metastore.Member{ID: "n2", URL: deadURL(t), RaftAddr: "n2.raft:7000"})
+			}
+			c := newUnitCluster(t, f, nil)
+			node := serve(t, c.Forward(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				atLocal.record(r)
+				io.WriteString(w, "served by n1")
+			})))
+
+			start := time.Now()
+			got := do(t, tc.method, node.URL+"/dir/f.txt", "hello", tc.header)
+			took := time.Since(start)
+
+			if got.status != tc.want {
+				t.Fatalf("status %d %q, want %d", got.status, got.body, tc.want)
+			}
+			local, remote := atLocal.all(), atLeader.all()
+			switch tc.wantBy {
+			case "local":
+				if len(local) != 1 || len(remote) != 0 || got.body != "served by n1" {
+					t.Fatalf("served locally %d times, by the leader %d times, body %q: want local once", len(local), len(remote), got.body)
+				}
+			case "leader":
+				if len(local) != 0 || len(remote) != 1 {
+					t.Fatalf("served locally %d times, by the leader %d times: want the leader once", len(local), len(remote))
+				}
+				r := remote[0]
+				u, _ := url.Parse(node.URL)
+				switch {
+				case got.body != "created by the leader" || got.header.Get("X-Served-By") != "n2":
+					t.Errorf("the leader's answer was not passed through: body %q, X-Served-By %q", got.body, got.header.Get("X-Served-By"))
+				case r.method != tc.method || r.path != "/dir/f.txt" || r.body != "hello":
+					t.Errorf("the leader got %s %s %q, want %s /dir/f.txt \"hello\"", r.method, r.path, r.body, tc.method)
+				case r.host != u.Host:
+					t.Errorf("the leader got Host %q, want the client's %q", r.host, u.Host)
+				case r.header.Get(cluster.ForwardedByHeader) != selfID:
+					t.Errorf("the leader got %s %q, want %q", cluster.ForwardedByHeader, r.header.Get(cluster.ForwardedByHeader), selfID)
+				case r.header.Get(clusterauth.Header) != unitSecret:
+					t.Errorf("the leader got no cluster secret (%q)", r.header.Get(clusterauth.Header))
+				case r.header.Get("X-Forwarded-For") == "":
+					t.Error("the leader got no X-Forwarded-For")
+				}
+				for k, v := range tc.header {
+					if k != cluster.ForwardedByHeader && k != clusterauth.Header && r.header.Get(k) != v {
+						t.Errorf("the leader got %s %q, want %q unchanged", k, r.header.Get(k), v)
+					}
+				}
+			default:
+				if len(local)+len(remote) != 0 {
+					t.Fatalf("served locally %d times, by the leader %d times: want neither", len(local), len(remote))
+				}
+				if ra := got.header.Get("Retry-After"); ra != "1" {
+					t.Errorf("Retry-After %q, want 1", ra)
+				}
+				if !strings.Contains(got.body, tc.wantMsg) {
+					t.Errorf("body %q lacks %q", got.body, tc.wantMsg)
+				}
+			}
+			// Waiting for a leader is bounded by LeaderWait; nothing else
+			// here waits at all.
+			if limit := unitLeaderWait + 2*time.Second; took > limit {
+				t.Errorf("took %s, want under %s", took, limit)
+			}
+			if tc.leader == "" && took < unitLeaderWait {
+				t.Errorf("answered after %s: it should wait up to LeaderWait (%s) for a leader", took, unitLeaderWait)
+			}
+		})
+	}
+}
+
+// TestForwardWaitsForALeader: a write that arrives while no leader is known
+// is forwarded once one is elected within LeaderWait, not refused.
+func TestForwardWaitsForALeader(t *testing.T) {
+	var atLeader seen
+	leader := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		atLeader.record(r)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	f := newFakeRaft()
+	f.members.put(metastore.Member{ID: "n2", URL: leader.URL, RaftAddr: "n2.raft:7000"})
+	c := newUnitCluster(t, f, func(cfg *cluster.Config) { cfg.LeaderWait = 5 * time.Second })
+	node := serve(t, c.Forward(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("a write reached the follower's own handler")
+	})))
+	time.AfterFunc(100*time.Millisecond, func() { f.setLeader("n2") })
+	got := do(t, http.MethodDelete, node.URL+"/f.txt", "", nil)
+	if got.status != http.StatusNoContent || len(atLeader.all()) != 1 {
+		t.Fatalf("status %d %q, the leader served %d requests: want 204 from the leader", got.status, got.body, len(atLeader.all()))
+	}
+}
