@@ -49,6 +49,9 @@ type fakeRaft struct {
 	readIndex func(ctx context.Context) (uint64, error)
 	// checkPeer and addVoter are what CheckPeer and AddVoter return.
 	checkPeer, addVoter error
+	// behind makes LeaderReady fail: a leader still applying its
+	// predecessor's entries.
+	behind bool
 
 	// What the Cluster asked.
 	readIndexCalls int
@@ -92,6 +95,20 @@ func (f *fakeRaft) IsLeader() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.leader == selfID
+}
+
+func (f *fakeRaft) LeaderReady(ctx context.Context) error {
+	f.mu.Lock()
+	leader, behind := f.leader, f.behind
+	f.mu.Unlock()
+	switch {
+	case leader != selfID:
+		return replication.ErrNotLeader
+	case behind:
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
 }
 
 func (f *fakeRaft) Leader() (string, string) {

@@ -29,6 +29,26 @@ func Mutating(method string) bool {
 
 type targetKey struct{}
 
+// serveAsLeader serves a write on the leader once it has applied every
+// entry of earlier terms: the handler checks writes against local state
+// (the parent exists, the ETag matches, no lock conflicts) before it
+// proposes them, and a leader elected a moment ago may not have applied
+// its predecessor's last writes yet.
+func (c *Cluster) serveAsLeader(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.LeaderWait)
+	err := c.raft.LeaderReady(ctx)
+	cancel()
+	if err != nil {
+		if r.Context().Err() == nil {
+			c.log.Warn().Err(err).Str("method", r.Method).Str("path", r.URL.Path).
+				Msg("write not served: this leader has not applied its predecessor's entries")
+		}
+		unavailable(w, "the leader was just elected and is still applying earlier writes")
+		return
+	}
+	next.ServeHTTP(w, r)
+}
+
 // Forward wraps the WebDAV handler: on a follower, mutating requests (see
 // Mutating) are proxied to the leader, bodies streaming both ways without
 // buffering, every header and the status and body of the answer passed
@@ -48,8 +68,12 @@ type targetKey struct{}
 // request whose leader is replaced before it answered (see watchLeader).
 func (c *Cluster) Forward(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !Mutating(r.Method) || c.raft.IsLeader() {
+		if !Mutating(r.Method) {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if c.raft.IsLeader() {
+			c.serveAsLeader(w, r, next)
 			return
 		}
 		if c.isForwarded(r) {
@@ -70,7 +94,7 @@ func (c *Cluster) Forward(next http.Handler) http.Handler {
 		}
 		if id == c.cfg.ID {
 			// Elected while waiting: serve it here.
-			next.ServeHTTP(w, r)
+			c.serveAsLeader(w, r, next)
 			return
 		}
 		target, err := url.Parse(leader)

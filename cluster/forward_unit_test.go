@@ -45,7 +45,7 @@ func (s *seen) all() []seenReq {
 func TestForwardWrites(t *testing.T) {
 	tests := []struct {
 		name    string
-		leader  string // "self", "n2" or "" (none known)
+		leader  string // "self", "self-behind" (elected, not caught up), "n2" or "" (none known)
 		n2URL   string // n2's URL in the member table: "up" (the fake leader), "dead", or "" (none)
 		method  string
 		header  map[string]string
@@ -54,6 +54,11 @@ func TestForwardWrites(t *testing.T) {
 		wantMsg string // in the body of a 503
 	}{
 		{name: "the leader serves a write itself", leader: "self", n2URL: "up", method: http.MethodPut,
+			want: http.StatusOK, wantBy: "local"},
+		{name: "a new leader that has not applied its predecessor's entries refuses writes", leader: "self-behind",
+			n2URL: "up", method: http.MethodPut,
+			want: http.StatusServiceUnavailable, wantMsg: "still applying earlier writes"},
+		{name: "a new leader not caught up still serves reads", leader: "self-behind", n2URL: "up", method: http.MethodGet,
 			want: http.StatusOK, wantBy: "local"},
 		{name: "a follower serves a read itself", leader: "n2", n2URL: "up", method: http.MethodGet,
 			want: http.StatusOK, wantBy: "local"},
@@ -90,6 +95,9 @@ func TestForwardWrites(t *testing.T) {
 			switch tc.leader {
 			case "self":
 				f.setLeader(selfID)
+			case "self-behind":
+				f.setLeader(selfID)
+				f.behind = true
 			default:
 				f.setLeader(tc.leader)
 			}

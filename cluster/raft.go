@@ -24,6 +24,10 @@ type Leadership interface {
 	// Leader returns the leader's ID and Raft address, empty if none is
 	// known.
 	Leader() (id, addr string)
+	// LeaderReady returns once this node leads and has applied every
+	// entry committed before its term: only then may it check a write
+	// against its local state.
+	LeaderReady(ctx context.Context) error
 }
 
 // Log is the replicated log as read consistency and the member table use

@@ -60,6 +60,21 @@ func (n *Node) TransferLeadership(ctx context.Context) error {
 	return nil
 }
 
+// VoterIDs returns the IDs of the voters in the latest Raft configuration.
+func (n *Node) VoterIDs() ([]string, error) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, fmt.Errorf("replication: configuration: %w", err)
+	}
+	var ids []string
+	for _, srv := range cf.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			ids = append(ids, string(srv.ID))
+		}
+	}
+	return ids, nil
+}
+
 // Voters returns how many voters the latest Raft configuration has (0 if
 // it cannot be read, e.g. during shutdown). Content replication derives the
 // size of a majority from it (contentrepl.Quorum, wired in package server).

@@ -125,6 +125,31 @@ func (n *Node) Barrier(ctx context.Context) error {
 	return nil
 }
 
+// LeaderReady returns once this node leads and has applied every entry
+// committed before its term. raft reports a new leader before its state
+// machine has applied its predecessor's last entries, so a write checked
+// against local state right after an election (does the parent exist? does
+// the ETag match?) could be refused against a state already overwritten.
+// The first call of a term costs one barrier; later calls return at once.
+func (n *Node) LeaderReady(ctx context.Context) error {
+	role, term := n.roleAndTerm()
+	if role != raft.Leader.String() {
+		return n.notLeader()
+	}
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	if n.readyTerm == term {
+		return nil
+	}
+	if err := n.Barrier(ctx); err != nil {
+		return err
+	}
+	if _, now := n.roleAndTerm(); now == term {
+		n.readyTerm = term
+	}
+	return nil
+}
+
 // ReadIndex returns, on the leader, an applied index that covers every
 // mutation committed before the call: a follower that has applied it
 // (WaitApplied) serves reads that include the caller's own writes. It costs

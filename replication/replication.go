@@ -131,6 +131,11 @@ type Node struct {
 	trans   *raft.NetworkTransport
 	stream  *streamLayer
 
+	// leaderMu serialises LeaderReady; readyTerm is the last term in
+	// which this node, as leader, applied every earlier entry.
+	leaderMu  sync.Mutex
+	readyTerm uint64
+
 	observersMu sync.Mutex
 	observers   []func(leader bool) // OnLeadership
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/dfs-project/dfs/fsm"
@@ -584,5 +585,98 @@ func TestHCLogAdapter(t *testing.T) {
 	}
 	if strings.Contains(out, "hidden") {
 		t.Error("debug message passed an info-level logger")
+	}
+}
+
+// TestStoreLostWhileRunning flushes the Redis of a running node (FLUSHALL,
+// or a Redis restarted without its data) after a snapshot and more writes:
+// the node notices within its check interval, rebuilds the store from its
+// own snapshot and log, and goes on applying; a flush with no snapshot
+// rebuilds from the log alone.
+func TestStoreLostWhileRunning(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		snapshot bool
+	}{
+		{"snapshot and log", true},
+		{"log only", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := testredis.Start(t)
+			dir := t.TempDir()
+			store := openRedis(t, url, "n1:")
+			cfg := fastConfig(t, "n1", dir, freeAddr(t))
+			cfg.Bootstrap = true
+			cfg.StoreCheckInterval = 50 * time.Millisecond
+			tn := start(t, cfg, store)
+			waitRoot(t, tn)
+			workload(t, tn, "/a")
+			if tc.snapshot {
+				if err := tn.Snapshot(ctxT(t)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			workload(t, tn, "/b")
+			want := dump(t, store)
+
+			opt, err := redis.ParseURL(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rdb := redis.NewClient(opt)
+			defer rdb.Close()
+			if err := rdb.FlushAll(ctxT(t)).Err(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for dump(t, store) != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("store not rebuilt:\n%s\nwant:\n%s", dump(t, store), want)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if why := tn.fsm.Rebuilding(); why != "" {
+				t.Fatalf("still rebuilding after the store is whole: %s", why)
+			}
+			// Writes go on over the rebuilt store (each must succeed).
+			workload(t, tn, "/c")
+		})
+	}
+}
+
+// TestLeaderReady checks that a leader's writes wait for it to apply the
+// entries of earlier terms: after LeaderReady, the FSM has applied every
+// entry committed before the call.
+func TestLeaderReady(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fastConfig(t, "n1", dir, freeAddr(t))
+	cfg.Bootstrap = true
+	tn := start(t, cfg, openBolt(t, filepath.Join(dir, "meta.db")))
+	waitRoot(t, tn)
+	workload(t, tn, "/a")
+	commit := tn.raft.CommitIndex()
+	if err := tn.LeaderReady(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if applied := tn.raft.AppliedIndex(); applied < commit {
+		t.Fatalf("LeaderReady returned with raft applied %d < commit %d", applied, commit)
+	}
+	// Later calls in the same term cost nothing: no new log entry.
+	last := tn.raft.LastIndex()
+	if err := tn.LeaderReady(ctxT(t)); err != nil || tn.raft.LastIndex() != last {
+		t.Fatalf("second LeaderReady: %v, log %d -> %d", err, last, tn.raft.LastIndex())
+	}
+	tn.close(t)
+	// A restarted node leads a new term and needs a new barrier.
+	cfg.Bootstrap = false
+	tn = start(t, cfg, tn.store)
+	if _, _, err := tn.WaitForLeader(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.LeaderReady(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if tn.readyTerm != tn.raft.CurrentTerm() {
+		t.Fatalf("ready term %d, current term %d", tn.readyTerm, tn.raft.CurrentTerm())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -691,12 +692,27 @@ func (s *Server) contentPeers(ctx context.Context) ([]contentrepl.Peer, error) {
 	if err != nil {
 		return nil, err
 	}
+	voters, err := s.node.VoterIDs()
+	if err != nil {
+		return nil, err
+	}
 	leader, _ := s.node.Leader()
+	return votingPeers(members, voters, s.cfg.ID, leader), nil
+}
+
+// votingPeers lists the nodes an upload is pushed to: the other current
+// Raft voters that have a URL, each once, the leader first. A copy counts
+// toward the majority only on a voter: the member table can still name a
+// removed node, or a node that joined and is not a voter yet, and an
+// acknowledgement from either proves nothing about surviving a failover.
+func votingPeers(members []metastore.Member, voters []string, self, leader string) []contentrepl.Peer {
 	var peers []contentrepl.Peer
+	seen := map[string]bool{self: true}
 	for _, m := range members {
-		if m.ID == s.cfg.ID || m.URL == "" {
+		if seen[m.ID] || m.URL == "" || !slices.Contains(voters, m.ID) {
 			continue
 		}
+		seen[m.ID] = true
 		p := contentrepl.Peer{ID: m.ID, URL: m.URL}
 		if m.ID == leader {
 			peers = append([]contentrepl.Peer{p}, peers...)
@@ -704,7 +720,7 @@ func (s *Server) contentPeers(ctx context.Context) ([]contentrepl.Peer, error) {
 			peers = append(peers, p)
 		}
 	}
-	return peers, nil
+	return peers
 }
 
 // quorum is how many nodes must hold an upload's content before it is
