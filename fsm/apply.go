@@ -47,6 +47,7 @@ type applier struct {
 	sizes     map[string]int64 // content size of every hash in refs
 	bumped    map[metastore.ID]bool
 	usage     int64 // logical bytes this entry adds (negative: frees)
+	tree      int64 // inodes removed or copied so far (see Command.MaxTree)
 
 	locks       []metastore.Lock
 	locksLoaded bool
@@ -338,7 +339,21 @@ func (a *applier) removeTree(t target, unlink bool) error {
 	return a.dropLocksUnder(t.path)
 }
 
+// countTree counts one more inode removed or copied and fails the entry
+// once Command.MaxTree is passed.
+func (a *applier) countTree() error {
+	a.tree++
+	if m := a.cmd.MaxTree; m > 0 && a.tree > m {
+		return &failure{fail(Forbidden, "%s %s: the subtree has more than %d entries, the most one request may remove or copy on this cluster (--max-tree-entries); delete or copy its subfolders one at a time",
+			a.cmd.Op, a.cmd.Path, m)}
+	}
+	return nil
+}
+
 func (a *applier) drop(in metastore.Inode) error {
+	if err := a.countTree(); err != nil {
+		return err
+	}
 	if in.IsDir() {
 		ents, err := a.r.List(a.ctx, in.ID)
 		if err != nil {
@@ -568,6 +583,9 @@ func (a *applier) copyMove(move bool) (*Result, error) {
 // on Apache's filesystem backend gets the time of the copy. Files share
 // content: the copy references the same hash.
 func (a *applier) copyTree(in metastore.Inode, depth int) (metastore.Inode, error) {
+	if err := a.countTree(); err != nil {
+		return metastore.Inode{}, err
+	}
 	id, err := a.newID()
 	if err != nil {
 		return metastore.Inode{}, err

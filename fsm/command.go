@@ -63,6 +63,15 @@ type Command struct {
 	// the handler's early check, the log must admit exactly those that fit.
 	Quota int64 `json:"q,omitempty"`
 
+	// MaxTree is the most inodes the entry may remove or create (OpDelete,
+	// OpCopy, and OpMove over an existing destination), set by the leader
+	// from its --max-tree-entries; 0: no limit (entries from before the
+	// limit existed). One entry is one store transaction: a subtree beyond
+	// it would be built in memory on every node at once and, if it failed,
+	// replayed on every restart. Apply refuses it (Forbidden) as soon as
+	// the count passes the limit, so the work done is bounded too.
+	MaxTree int64 `json:"mt,omitempty"`
+
 	// OpCopy / OpMove
 	Depth     int  `json:"dp,omitempty"` // 0 or DepthInfinity (OpCopy)
 	Overwrite bool `json:"ow,omitempty"`

@@ -31,7 +31,15 @@ type Limits struct {
 	// PropfindMaxEntries bounds an allowed Depth: infinity PROPFIND
 	// (0: webdav.DefaultPropfindMaxEntries).
 	PropfindMaxEntries int
+	// MaxTreeEntries bounds the subtree one DELETE, COPY or MOVE may
+	// remove or copy (0: no limit). The leader's value is in force.
+	MaxTreeEntries int64
 }
+
+// DefaultMaxTreeEntries is dfs server's --max-tree-entries: a subtree of
+// this many entries builds a batch of a few hundred bytes per entry on
+// every node, well inside the Helm chart's memory limits.
+const DefaultMaxTreeEntries = 100_000
 
 // ParsePropfindInfinity parses a --propfind-infinity value: true for
 // "allow" (or empty), false for "refuse".
@@ -50,6 +58,9 @@ func newLimits(l Limits, dataDir string, meta metastore.Reader) (*quota.Space, w
 	infinity, err := ParsePropfindInfinity(l.PropfindInfinity)
 	if err != nil {
 		return nil, webdav.Limits{}, fmt.Errorf("--propfind-infinity: %w", err)
+	}
+	if l.MaxTreeEntries < 0 {
+		return nil, webdav.Limits{}, fmt.Errorf("--max-tree-entries must not be negative (%d)", l.MaxTreeEntries)
 	}
 	if l.MaxUploadBytes < 0 || l.MaxConcurrentUploads < 0 || l.PropfindMaxEntries < 0 {
 		return nil, webdav.Limits{}, fmt.Errorf("limits must not be negative: --max-upload-bytes %d, --max-concurrent-uploads %d, --propfind-max-entries %d",

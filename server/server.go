@@ -304,6 +304,8 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Reserved:    Reserved,
 		Observe:     s.metrics.observe,
 		Limits:      davLimits,
+
+		MaxTreeEntries: cfg.Limits.MaxTreeEntries,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)

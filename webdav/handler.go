@@ -104,6 +104,10 @@ type Config struct {
 	Observe func(method string, status int, bytes int64, d time.Duration)
 	// Limits bounds uploads and PROPFIND, and brings the quota.
 	Limits Limits
+	// MaxTreeEntries is the most resources one DELETE, COPY or MOVE may
+	// remove or copy (0: no limit); the leader puts it in the entry
+	// (fsm.Command.MaxTree), so every node decides alike.
+	MaxTreeEntries int64
 }
 
 // Handler serves WebDAV. It is safe for concurrent use.
@@ -118,6 +122,7 @@ type Handler struct {
 	observe  func(method string, status int, bytes int64, d time.Duration)
 	limits   Limits
 	uploads  chan struct{} // upload slots; nil: no limit
+	maxTree  int64
 }
 
 // New returns a Handler.
@@ -132,6 +137,7 @@ func New(cfg Config) *Handler {
 		now:      cfg.Now,
 		observe:  cfg.Observe,
 		limits:   cfg.Limits,
+		maxTree:  cfg.MaxTreeEntries,
 	}
 	if n := cfg.Limits.MaxConcurrentUploads; n > 0 {
 		h.uploads = make(chan struct{}, n)
@@ -210,6 +216,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 // propose commits one command; an error is either an *fsm.Error (the entry
 // applied and said no) or ErrUnavailable-wrapped (it did not commit).
 func (h *Handler) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
+	switch cmd.Op {
+	case fsm.OpDelete, fsm.OpCopy, fsm.OpMove:
+		cmd.MaxTree = h.maxTree
+	}
 	res, err := h.node.Propose(ctx, cmd)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

@@ -28,6 +28,10 @@ func limitsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "propfind-infinity", EnvVars: []string{"DFS_PROPFIND_INFINITY"}, Value: "allow",
 			Usage: "PROPFIND with Depth: infinity (or no Depth header): allow (bounded by --propfind-max-entries) or refuse " +
 				"(403 with the RFC 4918 DAV:propfind-finite-depth precondition)"},
+		&cli.Int64Flag{Name: "max-tree-entries", EnvVars: []string{"DFS_MAX_TREE_ENTRIES"}, Value: server.DefaultMaxTreeEntries,
+			Usage: "most files and folders one DELETE, COPY or MOVE (over an existing destination) may remove or copy: each is one log entry and one " +
+				"store transaction that every node applies in memory at once; a larger tree gets 403 with the reason, and nothing changes " +
+				"(delete or copy its subfolders one at a time); 0: no limit. The leader's value is in force"},
 		&cli.IntFlag{Name: "propfind-max-entries", EnvVars: []string{"DFS_PROPFIND_MAX_ENTRIES"}, Value: webdav.DefaultPropfindMaxEntries,
 			Usage: "most resources a Depth: infinity PROPFIND may list; a larger tree gets 403 with DAV:propfind-finite-depth (Depth: 0 and 1 are not bounded)"},
 	}
@@ -43,5 +47,6 @@ func limitsConfig(c *cli.Context) server.Limits {
 		MaxConcurrentUploads: c.Int("max-concurrent-uploads"),
 		PropfindInfinity:     c.String("propfind-infinity"),
 		PropfindMaxEntries:   c.Int("propfind-max-entries"),
+		MaxTreeEntries:       c.Int64("max-tree-entries"),
 	}
 }

@@ -37,6 +37,7 @@ var optionalEnv = []struct{ value, env string }{
 	{"limits.maxConcurrentUploads", "DFS_MAX_CONCURRENT_UPLOADS"},
 	{"limits.propfindInfinity", "DFS_PROPFIND_INFINITY"},
 	{"limits.propfindMaxEntries", "DFS_PROPFIND_MAX_ENTRIES"},
+	{"limits.maxTreeEntries", "DFS_MAX_TREE_ENTRIES"},
 	{"limits.maxXMLBytes", "DFS_MAX_XML_BYTES"},
 	{"scrub.rate", "DFS_SCRUB_RATE"},
 	{"scrub.interval", "DFS_SCRUB_INTERVAL"},
