@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 )
 
 // copyBufSize bounds the memory one upload, verification or read copy uses.
@@ -173,7 +172,7 @@ func (w *Writer) Commit() (Blob, error) {
 // without them; they also replace the sums of an object that is already
 // there (sums depend only on the hash, and these were computed from bytes
 // known good). It reports whether the temp file is left over and must be
-// removed.
+// removed. An object already there is replaced too: see below.
 func (s *Store) install(tmp, dst string, b Blob, sums string) (dropTemp bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -184,22 +183,16 @@ func (s *Store) install(tmp, dst string, b Blob, sums string) (dropTemp bool, er
 	}
 	fi, err := os.Lstat(dst)
 	switch {
-	case err == nil && fi.Mode().IsRegular() && fi.Size() == b.Size:
-		// Content is immutable: the existing object already holds these
-		// bytes (verification catches it if not). Refresh its mtime so
-		// that Collect's grace period counts from this write too.
-		now := time.Now()
-		if err := os.Chtimes(dst, now, now); err != nil {
-			s.log.Warn().Err(err).Str("hash", b.Hash).Msg("cannot refresh object mtime")
-		}
-		s.pinLocked(b.Hash)
-		return true, nil
-	case err == nil:
-		// Same hash, different size or not a regular file: what is there is
-		// certainly corrupt, and the fresh copy is known good. Replace it
-		// (rename is atomic; readers keep their open inode).
+	case err == nil && (!fi.Mode().IsRegular() || fi.Size() != b.Size):
 		s.log.Error().Str("hash", b.Hash).Int64("size", b.Size).Int64("found_size", fi.Size()).
 			Str("mode", fi.Mode().String()).Msg("replacing corrupt object with fresh upload")
+	case err == nil:
+		// Probably the same bytes, but not certainly: a copy that rotted
+		// in place keeps its size, and an upload or a push acknowledged
+		// over it would count a bad copy toward the majority. The fresh
+		// copy is fsynced and known good, so it replaces the old one
+		// (rename is atomic; readers keep their open inode) and its new
+		// mtime restarts Collect's grace period.
 	case !errors.Is(err, fs.ErrNotExist):
 		s.removeSumsLocked(b.Hash)
 		return true, fmt.Errorf("content: stat object %s: %w", b.Hash, err)

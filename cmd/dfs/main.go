@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/dfs-project/dfs/replication"
 	"github.com/dfs-project/dfs/server"
 )
 
@@ -144,6 +145,11 @@ func serverCommand() *cli.Command {
 				Usage: "how often content no file references any more is swept from disk"},
 			&cli.DurationFlag{Name: "gc-grace", EnvVars: []string{"DFS_GC_GRACE"}, Value: time.Hour,
 				Usage: "minimum age of unreferenced content before a sweep deletes it"},
+			&cli.DurationFlag{Name: "raft-heartbeat-timeout", EnvVars: []string{"DFS_RAFT_HEARTBEAT_TIMEOUT"}, Value: replication.DefaultHeartbeatTimeout,
+				Usage: "how long a follower waits without hearing from the leader before it starts an election (raft randomises it up to twice this); " +
+					"with the election timeout it sets how fast a failed leader is replaced. Same value on every node"},
+			&cli.DurationFlag{Name: "raft-election-timeout", EnvVars: []string{"DFS_RAFT_ELECTION_TIMEOUT"}, Value: replication.DefaultElectionTimeout,
+				Usage: "how long a candidate waits for votes before it tries again. Same value on every node"},
 			// Raft snapshot tuning, hidden: the defaults suit production;
 			// tests shrink them so a joining node installs a snapshot.
 			&cli.Uint64Flag{Name: "raft-snapshot-threshold", EnvVars: []string{"DFS_RAFT_SNAPSHOT_THRESHOLD"}, Hidden: true,
@@ -201,6 +207,8 @@ func runServer(c *cli.Context) error {
 		Listen:          listenConfig(c),
 		Log:             log,
 
+		HeartbeatTimeout:  c.Duration("raft-heartbeat-timeout"),
+		ElectionTimeout:   c.Duration("raft-election-timeout"),
 		SnapshotThreshold: c.Uint64("raft-snapshot-threshold"),
 		SnapshotInterval:  c.Duration("raft-snapshot-interval"),
 		TrailingLogs:      c.Uint64("raft-trailing-logs"),
