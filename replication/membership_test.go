@@ -77,10 +77,10 @@ func TestBootstrapWithAndTransfer(t *testing.T) {
 	// on a loaded machine that can pass, and the leader stays. Retry then.
 	for try := 1; ; try++ {
 		err := leader.TransferLeadership(ctxT(t))
-		if err == nil {
-			break
+		if err == nil || !leader.IsLeader() {
+			break // moved, even if the transfer reported a timeout
 		}
-		if try == 5 || !leader.IsLeader() {
+		if try == 5 {
 			t.Fatalf("TransferLeadership (try %d): %v", try, err)
 		}
 	}
