@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/dfs-project/dfs/replication"
 )
 
 // Consistent wraps the WebDAV handler: with ReadLeader, a GET, HEAD or
@@ -77,6 +79,12 @@ func (c *Cluster) fetchReadIndex(ctx context.Context) (uint64, error) {
 			idx, err := c.raft.ReadIndex(ctx)
 			if err == nil {
 				return idx, nil
+			}
+			if !errors.Is(err, replication.ErrNotLeader) && !errors.Is(err, replication.ErrOutcomeUnknown) {
+				// Not a leadership change but this node's own store
+				// failing (a stalled or lost Redis): waiting would only
+				// hold the reader; it gets 503 within the store's timeout.
+				return 0, fmt.Errorf("cluster: read index: %w", err)
 			}
 			last = err
 		} else {

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -81,6 +82,8 @@ func (h *Handler) classify(err error) *statusError {
 		return &statusError{status: http.StatusInsufficientStorage, cond: "sufficient-disk-space", msg: "no space left on the node's data volume", err: err}
 	case errors.Is(err, ErrUnavailable):
 		return &statusError{status: http.StatusServiceUnavailable, msg: "the cluster cannot commit writes right now; retry", err: err}
+	case storeDown(err):
+		return &statusError{status: http.StatusServiceUnavailable, msg: "this node's metadata store or data volume is not answering; retry", err: err}
 	}
 	return &statusError{status: http.StatusInternalServerError, msg: "internal error", err: err}
 }
@@ -121,4 +124,15 @@ func xmlEscape(s string) string {
 	// Writing to a strings.Builder cannot fail.
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
+}
+
+// storeDown reports whether err is a node's own store failing rather than
+// a fault of the request: its Redis unreachable or too slow (the read and
+// write timeouts of --redis-url bound how long a request waits), a
+// deadline, or the data volume's device failing. The client can retry,
+// here or on another node, so it gets 503 with Retry-After, not 500.
+func storeDown(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, syscall.EIO) || errors.Is(err, fsm.ErrRebuilding) || errors.Is(err, fsm.ErrStoreLost)
 }
