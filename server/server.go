@@ -203,7 +203,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		}
 		s.log.Info().Str("redis", redactURL(cfg.RedisURL)).Msg("metadata in Redis")
 	} else {
-		s.meta, err = boltstore.Open(filepath.Join(cfg.DataDir, "meta.db"))
+		s.meta, err = openBolt(filepath.Join(cfg.DataDir, "meta.db"), s.log)
 		if err != nil {
 			return nil, fmt.Errorf("server: open embedded metadata store: %w", err)
 		}
@@ -729,4 +729,22 @@ func votingPeers(members []metastore.Member, voters []string, self, leader strin
 // acknowledged: a majority of the Raft voters (contentrepl.Quorum).
 func (s *Server) quorum() int {
 	return contentrepl.Quorum(s.node.Voters())
+}
+
+// openBolt opens the embedded metadata store. A damaged file is set aside
+// (meta.db.corrupt-<unix time>, for inspection) and replaced by an empty
+// store: the metadata is a function of the Raft log, and the node rebuilds
+// it from its newest snapshot and its log before it turns ready.
+func openBolt(path string, log zerolog.Logger) (*boltstore.Store, error) {
+	st, err := boltstore.Open(path)
+	if !errors.Is(err, boltstore.ErrCorrupt) {
+		return st, err
+	}
+	aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().Unix())
+	log.Error().Err(err).Str("moved_to", aside).
+		Msg("the embedded metadata store is corrupt; setting it aside and rebuilding it from the Raft snapshot and log")
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return nil, fmt.Errorf("%w (and setting it aside failed: %w)", err, rerr)
+	}
+	return boltstore.Open(path)
 }

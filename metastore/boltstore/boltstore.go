@@ -65,10 +65,21 @@ type Store struct {
 var _ metastore.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the store in the bbolt file at path.
+//
+// The whole file is checked first (bbolt's consistency check, a read of
+// every page): a damaged file is refused with ErrCorrupt rather than
+// served, so the node can set it aside and rebuild from its Raft state.
 func Open(path string) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: openTimeout})
 	if err != nil {
+		if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+	}
+	if err := check(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("boltstore: open %s: %w: %w", path, ErrCorrupt, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
@@ -83,6 +94,28 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
+}
+
+// ErrCorrupt is wrapped by Open when the file is damaged.
+var ErrCorrupt = errors.New("boltstore: the database file is corrupt")
+
+// check runs bbolt's consistency check over every page. bbolt may panic
+// on pages it cannot decode at all; that is corruption too.
+func check(db *bolt.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("consistency check: %v", r)
+		}
+	}()
+	return db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for e := range tx.Check() {
+			if len(errs) < 5 {
+				errs = append(errs, e)
+			}
+		}
+		return errors.Join(errs...)
+	})
 }
 
 // countUsage sets the usage counter of a store written before it existed
