@@ -71,6 +71,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -126,6 +127,25 @@ type Store struct {
 	// downloads holds the hashes whose partial file a Download has open:
 	// one writer per partial file.
 	downloads map[string]bool
+
+	// opened is when this Store was opened; pinWindow is how long a pin
+	// taken by the previous process could have lasted (see
+	// KeepPinnedAcrossRestart).
+	opened    time.Time
+	pinWindow time.Duration
+}
+
+// KeepPinnedAcrossRestart makes Release keep objects written less than d
+// before this Store was opened, until d after they were written: pins live
+// in memory, and a follower that restarts between storing a pushed copy
+// (pinned for d) and applying the entry that references it would otherwise
+// let a replayed DELETE of the same content release the copy the leader
+// counted in its majority. The sweep, with its grace period, collects them
+// later if they stay unreferenced.
+func (s *Store) KeepPinnedAcrossRestart(d time.Duration) {
+	s.mu.Lock()
+	s.pinWindow = d
+	s.mu.Unlock()
 }
 
 // deletion marks a hash whose deletion is being decided without mu held
@@ -147,6 +167,7 @@ func Open(dir string, log zerolog.Logger) (*Store, error) {
 		pins:      make(map[string]int64),
 		deleting:  make(map[string]*deletion),
 		downloads: make(map[string]bool),
+		opened:    time.Now(),
 	}
 	for _, d := range []string{s.objects, s.sums, s.tmp, s.partial, s.corrupt} {
 		if err := os.MkdirAll(d, 0o750); err != nil {

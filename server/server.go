@@ -213,6 +213,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: open content store: %w", err)
 	}
+	s.blobs.KeepPinnedAcrossRestart(pushPinTTL)
 	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen on %s: %w", cfg.HTTPAddr, err)
@@ -241,6 +242,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		TLS:      s.internalTLS(),
 		Log:      s.log,
 		Space:    space,
+		PinTTL:   pushPinTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: content replication: %w", err)
@@ -724,6 +726,11 @@ func votingPeers(members []metastore.Member, voters []string, self, leader strin
 	}
 	return peers
 }
+
+// pushPinTTL is how long a follower protects content pushed to it until
+// the entry referencing it applies; after a restart the content store
+// keeps such content for as long, since its pins died with the process.
+const pushPinTTL = 5 * time.Minute
 
 // quorum is how many nodes must hold an upload's content before it is
 // acknowledged: a majority of the Raft voters (contentrepl.Quorum).
