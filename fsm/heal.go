@@ -187,3 +187,19 @@ func (f *FSM) commitBuilt(ctx context.Context, b *metastore.Batch) error {
 	}
 	return err
 }
+
+// ResetStore empties the store and forgets every index it was seen at:
+// the node found it belongs to another history (see replication's
+// dropForeignStore) and rebuilds it from its own snapshot and log.
+func (f *FSM) ResetStore(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.restoreMu.Lock()
+	defer f.restoreMu.Unlock()
+	if err := f.store.Reset(ctx); err != nil {
+		return fmt.Errorf("fsm: reset store: %w", err)
+	}
+	f.high, f.unconfirmed = 0, nil
+	f.setApplied(0)
+	return nil
+}

@@ -179,9 +179,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replication: open snapshot store in %s: %w", dir, err)
 	}
-	if err := catchUp(ctx, snaps, cfg.FSM, log); err != nil {
-		return nil, err
-	}
 	if _, err := repairWAL(walDir, log); err != nil {
 		return nil, err
 	}
@@ -203,6 +200,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		_ = n.closeLog()
 		return nil, err
+	}
+	if err := dropForeignStore(ctx, snaps, wal, cfg.FSM, log); err != nil {
+		return fail(err)
+	}
+	if err := catchUp(ctx, snaps, cfg.FSM, log); err != nil {
+		return fail(err)
 	}
 
 	var advertise net.Addr
@@ -284,6 +287,40 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}()
 	log.Info().Str("addr", string(n.trans.LocalAddr())).Msg("raft started")
 	return n, nil
+}
+
+// dropForeignStore empties a metastore that is ahead of everything this
+// node's Raft state holds. A store applies an entry only after the entry
+// is in the local log (or in a snapshot), so a store past both is not this
+// node's: a Redis shared with another cluster or node, a volume mixed up
+// with another pod's, or a data directory whose Raft state was lost while
+// the store was kept. Applying this node's log on top of it would skip
+// every entry below its index as already applied.
+func dropForeignStore(ctx context.Context, snaps raft.SnapshotStore, logs raft.LogStore, f *fsm.FSM, log zerolog.Logger) error {
+	applied, err := f.AppliedIndex(ctx)
+	if err != nil || applied == 0 {
+		return err
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return fmt.Errorf("replication: last log index: %w", err)
+	}
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("replication: list snapshots: %w", err)
+	}
+	if len(list) > 0 {
+		last = max(last, list[0].Index)
+	}
+	if applied <= last {
+		return nil
+	}
+	log.Error().Uint64("store_index", applied).Uint64("raft_last_index", last).
+		Msg("the metadata store is ahead of this node's Raft log and snapshots: it is not this node's store; emptying it and rebuilding from the Raft state")
+	if err := f.ResetStore(ctx); err != nil {
+		return fmt.Errorf("replication: empty a foreign metadata store: %w", err)
+	}
+	return nil
 }
 
 // catchUp restores the FSM from the newest local snapshot when the store

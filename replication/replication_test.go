@@ -680,3 +680,32 @@ func TestLeaderReady(t *testing.T) {
 		t.Fatalf("ready term %d, current term %d", tn.readyTerm, tn.raft.CurrentTerm())
 	}
 }
+
+// TestForeignStoreDropped starts a new cluster on a metastore that holds
+// another cluster's state at a higher index (a Redis shared by mistake, a
+// data directory whose Raft state was lost): the node empties it and
+// builds its own state, instead of skipping its own entries as applied.
+func TestForeignStoreDropped(t *testing.T) {
+	url := testredis.Start(t)
+	store := openRedis(t, url, "shared:")
+	cfg := fastConfig(t, "n1", t.TempDir(), freeAddr(t))
+	cfg.Bootstrap = true
+	other := start(t, cfg, store)
+	waitRoot(t, other)
+	workload(t, other, "/other")
+	workload(t, other, "/more")
+	other.close(t)
+
+	cfg = fastConfig(t, "n1", t.TempDir(), freeAddr(t)) // a new cluster
+	cfg.Bootstrap = true
+	tn := start(t, cfg, store)
+	waitRoot(t, tn)
+	tn.mustPropose(t, fsm.Command{Op: fsm.OpMkcol, Path: "/mine"})
+	got := dump(t, store)
+	if strings.Contains(got, `"other"`) || strings.Contains(got, `"more"`) {
+		t.Fatalf("the other cluster's files survived:\n%s", got)
+	}
+	if !strings.Contains(got, `"mine"`) {
+		t.Fatalf("the new cluster's entry is missing:\n%s", got)
+	}
+}
