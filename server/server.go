@@ -622,7 +622,10 @@ func redactURL(u string) string {
 
 // blobAdapter presents content replication as webdav.Blobs: writes on
 // the leader reach a majority of nodes, reads fetch content this node lacks
-// from a peer. Cluster-side failures become webdav.ErrUnavailable (503).
+// from a peer. Its failures of the cluster (contentrepl.ErrNoQuorum and
+// ErrUnavailable) are unavailable.Err, which is webdav.ErrUnavailable
+// (503), so they pass through as they are; an upload cut short because
+// this node stopped leading is made one.
 type blobAdapter struct {
 	c    *contentrepl.Content
 	term func() context.Context // ends when this node's leadership does
@@ -638,9 +641,6 @@ func (a blobAdapter) Write(ctx context.Context, r io.Reader) (string, int64, err
 	hash, size, err := a.c.Write(ctx, r)
 	if err != nil && errors.Is(context.Cause(ctx), errDeposed) {
 		return "", 0, fmt.Errorf("%w: %w", webdav.ErrUnavailable, errDeposed)
-	}
-	if errors.Is(err, contentrepl.ErrNoQuorum) || errors.Is(err, contentrepl.ErrUnavailable) {
-		return "", 0, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)
 	}
 	return hash, size, err
 }
@@ -677,11 +677,7 @@ func (a blobAdapter) Unpin(hash string) { a.c.Unpin(hash) }
 func (a blobAdapter) Discard(ctx context.Context, hash string) { a.c.Discard(ctx, hash) }
 
 func (a blobAdapter) Open(ctx context.Context, hash string, size int64) (webdav.ContentReader, error) {
-	b, err := a.c.Open(ctx, hash, size)
-	if errors.Is(err, contentrepl.ErrUnavailable) {
-		return nil, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)
-	}
-	return b, err
+	return a.c.Open(ctx, hash, size)
 }
 
 // contentPeers lists the other members with a URL, the leader first: the
