@@ -2,9 +2,9 @@
 // embedded bbolt store), the content store, the Raft node with its state
 // machine, and the HTTP listener that serves WebDAV beside the node's own
 // API (/healthz, /readyz, /metrics for Prometheus, and the cluster API of
-// package cluster). It owns the node's lifecycle: opening everything in
-// order, serving, and shutting down cleanly (a leader hands leadership over
-// first).
+// package cluster; every route is listed in one table, routes.go). It owns
+// the node's lifecycle: opening everything in order, serving, and shutting
+// down cleanly (a leader hands leadership over first).
 package server
 
 import (
@@ -132,6 +132,8 @@ type Server struct {
 	scrub      *scrubber
 	ln         net.Listener
 	tls        *tlsutil.Config
+	api        []route        // the node API's route table (routes.go)
+	apiMux     *http.ServeMux // built from api
 	httpSrv    *http.Server
 	url        string
 
@@ -304,33 +306,12 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Observe:     s.metrics.observe,
 		Limits:      davLimits,
 	})
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.handleHealthz)
-	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.Handle("GET /metrics", s.metrics.handler(s))
-	s.cluster.Routes(mux)
-	digests.Routes(mux)
-	s.scrub.routes(mux)
-	contentAPI := s.content.Handler()
-	mux.Handle("/cluster/content", contentAPI)
-	mux.Handle("/cluster/content/", contentAPI)
+	s.api = s.routeTable(digests)
+	s.apiMux = s.newMux(s.api)
 	// Authentication first: a follower forwards only what it has
 	// authenticated, with the user for the leader to believe.
-	s.httpSrv = s.newHTTPServer(s.routes(mux, gate.Wrap(s.cluster.Forward(s.cluster.Consistent(dav)))))
+	s.httpSrv = s.newHTTPServer(s.routes(s.apiMux, gate.Wrap(s.cluster.Forward(s.cluster.Consistent(dav)))))
 	return s, nil
-}
-
-// routes sends requests the node API has a route for (method and path) to
-// the mux and everything else to WebDAV, so a WebDAV method on /healthz
-// gets WebDAV's answer (403: reserved).
-func (s *Server) routes(mux *http.ServeMux, dav http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		dav.ServeHTTP(w, r)
-	})
 }
 
 // Cluster returns the node's side of the cluster API.

@@ -10,8 +10,8 @@ import (
 )
 
 // newDigester gives replica verification (dfs cluster verify, package
-// verify) this node's metadata and content store; its endpoints go on the
-// node API beside the cluster's.
+// verify) this node's metadata and content store; its endpoints are in the
+// route table beside the cluster's.
 func (s *Server) newDigester() (*verify.Digester, error) {
 	return verify.NewDigester(verify.Config{
 		ID:      s.cfg.ID,
@@ -20,7 +20,6 @@ func (s *Server) newDigester() (*verify.Digester, error) {
 		Meta:    s.meta,
 		Content: contentChecker{s.blobs, s.content},
 		Backlog: s.cluster.ContentBacklog,
-		Secret:  s.cfg.ClusterSecret,
 		Log:     s.log,
 	})
 }
