@@ -17,18 +17,6 @@ import (
 	"github.com/dfs-project/dfs/replication"
 )
 
-// Routes registers the cluster endpoints on mux. Every endpoint that
-// changes or reveals more than status needs the cluster secret.
-func (c *Cluster) Routes(mux *http.ServeMux) {
-	auth := func(h http.HandlerFunc) http.Handler { return clusterauth.Require(c.cfg.Secret, h) }
-	mux.Handle("POST /cluster/join", auth(c.handleJoin))
-	mux.Handle("POST /cluster/remove", auth(c.handleRemove))
-	mux.Handle("GET /cluster/readindex", auth(c.handleReadIndex))
-	mux.Handle("GET /cluster/bootstrap-info", auth(c.handleBootstrapInfo))
-	mux.HandleFunc("GET /cluster/node", c.handleNode)
-	mux.HandleFunc("GET /cluster/status", c.handleStatus)
-}
-
 // opTimeout bounds the leader's side of a join or remove: a membership
 // change and a log entry.
 func (c *Cluster) opTimeout() time.Duration { return 2 * c.cfg.CallTimeout }
@@ -58,7 +46,11 @@ func (c *Cluster) isForwarded(r *http.Request) bool {
 	return r.Header.Get(ForwardedByHeader) != "" && c.cfg.Secret != "" && clusterauth.Check(r, c.cfg.Secret) == 0
 }
 
-func (c *Cluster) handleJoin(w http.ResponseWriter, r *http.Request) {
+// HandleJoin answers POST /cluster/join (JoinRequest): add or update a
+// member, on the leader or relayed to it. It needs the cluster secret:
+// mount it behind clusterauth.Require (the node's route table, in package
+// server, does).
+func (c *Cluster) HandleJoin(w http.ResponseWriter, r *http.Request) {
 	var req JoinRequest
 	if err := decodeJSON(r, &req); err != nil {
 		c.writeError(w, &apiError{status: http.StatusBadRequest, msg: "bad join request", err: err})
@@ -72,7 +64,10 @@ func (c *Cluster) handleJoin(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, resp)
 }
 
-func (c *Cluster) handleRemove(w http.ResponseWriter, r *http.Request) {
+// HandleRemove answers POST /cluster/remove (RemoveRequest): remove a
+// member, on the leader or relayed to it. It needs the cluster secret
+// (clusterauth.Require).
+func (c *Cluster) HandleRemove(w http.ResponseWriter, r *http.Request) {
 	var req RemoveRequest
 	if err := decodeJSON(r, &req); err != nil {
 		c.writeError(w, &apiError{status: http.StatusBadRequest, msg: "bad remove request", err: err})
@@ -86,7 +81,11 @@ func (c *Cluster) handleRemove(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, resp)
 }
 
-func (c *Cluster) handleReadIndex(w http.ResponseWriter, r *http.Request) {
+// HandleReadIndex answers GET /cluster/readindex on the leader: every
+// write committed before the call is at or below the index (421 with the
+// leader's URL on a follower). It needs the cluster secret
+// (clusterauth.Require).
+func (c *Cluster) HandleReadIndex(w http.ResponseWriter, r *http.Request) {
 	if !c.raft.IsLeader() {
 		id, _ := c.raft.Leader()
 		body := errorBody{Error: "not the leader: ask the leader for the read index", Leader: id}
@@ -108,7 +107,10 @@ func (c *Cluster) handleReadIndex(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, ReadIndexResponse{Index: idx})
 }
 
-func (c *Cluster) handleBootstrapInfo(w http.ResponseWriter, _ *http.Request) {
+// HandleBootstrapInfo answers GET /cluster/bootstrap-info, which
+// --bootstrap-expect polls. It needs the cluster secret
+// (clusterauth.Require).
+func (c *Cluster) HandleBootstrapInfo(w http.ResponseWriter, _ *http.Request) {
 	WriteJSON(w, http.StatusOK, c.bootstrapInfo())
 }
 
@@ -117,7 +119,9 @@ func (c *Cluster) bootstrapInfo() BootstrapInfo {
 	return BootstrapInfo{ID: c.cfg.ID, RaftAddr: c.raft.Addr(), URL: c.cfg.URL, HasState: c.raft.HasState(), Leader: id}
 }
 
-func (c *Cluster) handleNode(w http.ResponseWriter, r *http.Request) {
+// HandleNode answers GET /cluster/node: this node's report on itself.
+// Public.
+func (c *Cluster) HandleNode(w http.ResponseWriter, r *http.Request) {
 	info, err := c.nodeInfo(r.Context())
 	if err != nil {
 		c.writeError(w, err)
@@ -126,7 +130,9 @@ func (c *Cluster) handleNode(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, info)
 }
 
-func (c *Cluster) handleStatus(w http.ResponseWriter, r *http.Request) {
+// HandleStatus answers GET /cluster/status: the whole cluster as this
+// node sees it. Public.
+func (c *Cluster) HandleStatus(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.CallTimeout+time.Second)
 	defer cancel()
 	st, err := c.Status(ctx)

@@ -18,6 +18,10 @@
 //
 // # Internal API
 //
+// This package's endpoints, which package server mounts (its route table,
+// server/routes.go, lists every /cluster/ route of a node with its method,
+// access and purpose):
+//
 //	POST /cluster/join            {id, raft_addr, url}: add or update a member (any node; forwarded to the leader)
 //	POST /cluster/remove          {id}: remove a member (any node; forwarded to the leader)
 //	GET  /cluster/readindex       leader only: {"index": N}, every write committed before the call is at or below N
@@ -25,10 +29,13 @@
 //	GET  /cluster/node            public: this node's own id, role, applied index, content backlog, scrub report
 //	GET  /cluster/status          public: the whole cluster as this node sees it
 //
-// Other packages serve more of /cluster/ on the same listener, mounted by
-// package server: replica verification's /cluster/digest (package
-// verify), content replication's /cluster/content and the scrub's
-// /cluster/scrub.
+// The Cluster serves them as handler methods (HandleJoin, HandleRemove,
+// ...); the route table puts the cluster secret in front of all but the
+// public two. Other packages serve the rest of /cluster/ on the same
+// listener, all listed in that table: replica verification's
+// /cluster/digest (package verify), content replication's
+// /cluster/content (package contentrepl) and the scrub's /cluster/scrub
+// (package server).
 package cluster
 
 import (
@@ -210,8 +217,9 @@ func dedupe(list []string) []string {
 }
 
 // Cluster is this node's side of the cluster's HTTP conversation. Create
-// it with New, mount it with Routes, Forward and Consistent, Start it once
-// the HTTP listener serves, and Close it on shutdown.
+// it with New, mount its handlers (HandleJoin, ...; package server's route
+// table) and wrap WebDAV in Forward and Consistent, Start it once the HTTP
+// listener serves, and Close it on shutdown.
 type Cluster struct {
 	cfg     Config
 	log     zerolog.Logger

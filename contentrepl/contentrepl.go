@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/dfs-project/dfs/content"
+	"github.com/dfs-project/dfs/internal/unavailable"
 	"github.com/dfs-project/dfs/metastore"
 	"github.com/dfs-project/dfs/quota"
 )
@@ -56,12 +57,14 @@ func ParseWriteAck(s string) (WriteAck, error) {
 var (
 	// ErrNoQuorum is wrapped by Write when the content did not reach a
 	// majority of the voters. Nothing references it; it is left to garbage
-	// collection. The HTTP layer answers 503: the client may retry.
-	ErrNoQuorum = errors.New("replication: content not stored on a majority of the nodes")
+	// collection. It is unavailable.Err too: the HTTP layer answers 503,
+	// the client may retry.
+	ErrNoQuorum = unavailable.New("replication: content not stored on a majority of the nodes")
 	// ErrUnavailable is wrapped by Open when the content is neither on this
-	// node (or corrupt here) nor obtainable from any peer. The HTTP layer
-	// answers 503, never 404 (the file exists) and never partial bytes.
-	ErrUnavailable = errors.New("replication: content unavailable on this node and its peers")
+	// node (or corrupt here) nor obtainable from any peer. It is
+	// unavailable.Err too: the HTTP layer answers 503, never 404 (the file
+	// exists) and never partial bytes.
+	ErrUnavailable = unavailable.New("replication: content unavailable on this node and its peers")
 )
 
 // ReplicaSpace admits pushed content on a follower.

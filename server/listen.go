@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -63,6 +64,43 @@ func (s *Server) setupTLS() error {
 		s.log.Warn().Msg("the Raft transport is plain TCP (no --cluster-ca): keep the Raft port on a private network")
 	}
 	return nil
+}
+
+// bindHTTP binds the client listener (WebDAV and the node API) and fixes
+// the URL this node advertises: --advertise-url, or the bound address.
+func (s *Server) bindHTTP() error {
+	var err error
+	s.ln, err = net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("server: listen on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.url = s.cfg.Advertise
+	if s.url == "" {
+		s.url = s.scheme() + "://" + advertisable(s.ln.Addr().String())
+	}
+	return nil
+}
+
+// advertisable turns a bound address into one peers and clients can use:
+// an unspecified host becomes loopback.
+func advertisable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func isLoopbackURL(u string) bool {
+	host := strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+	if h, _, err := net.SplitHostPort(strings.TrimRight(host, "/")); err == nil {
+		host = h
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // scheme is the client listener's URL scheme.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/contentrepl"
-	"github.com/dfs-project/dfs/internal/clusterauth"
 )
 
 // ScrubConfig configures the node's content scrubber (docs/scrub.md).
@@ -210,11 +209,8 @@ func (sc *scrubber) status() *cluster.ScrubStatus {
 	return st
 }
 
-// routes mounts POST /cluster/scrub: start a pass now (cluster secret).
-func (sc *scrubber) routes(mux *http.ServeMux) {
-	mux.Handle("POST /cluster/scrub", clusterauth.Require(sc.s.cfg.ClusterSecret, http.HandlerFunc(sc.handleScrub)))
-}
-
+// handleScrub answers POST /cluster/scrub: start a pass now. The route
+// table (routes.go) puts the cluster secret in front of it.
 func (sc *scrubber) handleScrub(w http.ResponseWriter, _ *http.Request) {
 	if !sc.enabled() {
 		cluster.WriteJSON(w, http.StatusConflict, map[string]string{

@@ -1,27 +1,26 @@
 // Package server assembles one dfs node: the metadata store (Redis or the
 // embedded bbolt store), the content store, the Raft node with its state
-// machine, and the HTTP listener that serves WebDAV beside the node's own
-// API (/healthz, /readyz, /metrics for Prometheus, and the cluster API of
-// package cluster). It owns the node's lifecycle: opening everything in
-// order, serving, and shutting down cleanly (a leader hands leadership over
-// first).
+// machine, content replication, and the HTTP listener that serves WebDAV
+// beside the node's own API: /healthz, /readyz, /metrics for Prometheus,
+// and every /cluster/ route, whichever package serves it, all listed in one
+// route table (routes.go). It owns the node's lifecycle: opening everything
+// in order (New and its steps), serving, and shutting down cleanly (a
+// leader hands leadership over first). The adapters that connect the
+// packages to each other are in adapters.go.
 package server
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/rs/zerolog"
 
 	"github.com/dfs-project/dfs/auth"
@@ -34,6 +33,7 @@ import (
 	"github.com/dfs-project/dfs/metastore/boltstore"
 	"github.com/dfs-project/dfs/metastore/redisstore"
 	"github.com/dfs-project/dfs/replication"
+	"github.com/dfs-project/dfs/verify"
 	"github.com/dfs-project/dfs/webdav"
 )
 
@@ -133,6 +133,8 @@ type Server struct {
 	scrub      *scrubber
 	ln         net.Listener
 	tls        *tlsutil.Config
+	api        []route        // the node API's route table (routes.go)
+	apiMux     *http.ServeMux // built from api
 	httpSrv    *http.Server
 	url        string
 
@@ -141,40 +143,25 @@ type Server struct {
 }
 
 // New opens every part of a node and binds its listeners. Call Serve to
-// start answering and Close to stop.
+// start answering and Close to stop. The steps, in order:
+//
+//   - checkConfig: defaults and checks, nothing opened yet;
+//   - TLS material and the authentication gate (listen.go, auth.go);
+//   - openStores: the data directory, the metadata store (Redis or bbolt)
+//     and the content store;
+//   - bindHTTP: the HTTP listener and the URL the node advertises, bound
+//     before Raft starts so that a taken port fails before any Raft state
+//     is written (listen.go);
+//   - startReplication: the limits, content replication, the state
+//     machine, the Raft node and the cluster membership on top of it;
+//   - buildHTTP: the WebDAV handler, the node API's route table and mux
+//     (routes.go), and the HTTP server in front of both.
+//
+// A failing step leaves what the earlier ones opened for New to close.
 func New(ctx context.Context, cfg Config) (s *Server, err error) {
-	if cfg.ID == "" {
-		return nil, errors.New("server: a node ID is required (--id)")
-	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("server: a data directory is required (--data-dir)")
-	}
-	if cfg.GCInterval <= 0 {
-		cfg.GCInterval = 10 * time.Minute
-	}
-	if cfg.GCGrace <= 0 {
-		cfg.GCGrace = time.Hour
-	}
-	cfg.Listen.setDefaults()
-	consistency, err := cluster.ParseConsistency(cfg.ReadConsistency)
+	ccfg, err := checkConfig(&cfg)
 	if err != nil {
-		return nil, fmt.Errorf("server: --read-consistency: %w", err)
-	}
-	if cfg.Bootstrap && (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) {
-		return nil, errors.New("server: --bootstrap excludes --join and --bootstrap-expect: start a new cluster with this node alone, join one, or form one with peers")
-	}
-	ccfg := cluster.Config{
-		ID:              cfg.ID,
-		Secret:          cfg.ClusterSecret,
-		Join:            cfg.Join,
-		BootstrapExpect: cfg.BootstrapExpect,
-		Peers:           cfg.Peers,
-		ReadConsistency: consistency,
-		LeaderWait:      cfg.LeaderWait,
-		Backlog:         cfg.ContentBacklog,
-	}
-	if err := ccfg.Validate(); err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+		return nil, err
 	}
 	s = &Server{cfg: cfg, log: cfg.Log.With().Str("node", cfg.ID).Logger()}
 	if err := s.setupTLS(); err != nil {
@@ -193,42 +180,106 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 			_ = opened.closeParts(context.Background())
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("server: create data directory: %w", err)
+	if err := s.openStores(ctx); err != nil {
+		return nil, err
 	}
+	if err := s.bindHTTP(); err != nil {
+		return nil, err
+	}
+	davLimits, err := s.startReplication(ctx, ccfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.buildHTTP(gate, davLimits); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkConfig fills in cfg's defaults, checks what can be checked before
+// anything is opened, and derives the cluster's configuration (completed
+// by startReplication once the Raft node exists).
+func checkConfig(cfg *Config) (cluster.Config, error) {
+	if cfg.ID == "" {
+		return cluster.Config{}, errors.New("server: a node ID is required (--id)")
+	}
+	if cfg.DataDir == "" {
+		return cluster.Config{}, errors.New("server: a data directory is required (--data-dir)")
+	}
+	if cfg.GCInterval <= 0 {
+		cfg.GCInterval = 10 * time.Minute
+	}
+	if cfg.GCGrace <= 0 {
+		cfg.GCGrace = time.Hour
+	}
+	cfg.Listen.setDefaults()
+	consistency, err := cluster.ParseConsistency(cfg.ReadConsistency)
+	if err != nil {
+		return cluster.Config{}, fmt.Errorf("server: --read-consistency: %w", err)
+	}
+	if cfg.Bootstrap && (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) {
+		return cluster.Config{}, errors.New("server: --bootstrap excludes --join and --bootstrap-expect: start a new cluster with this node alone, join one, or form one with peers")
+	}
+	ccfg := cluster.Config{
+		ID:              cfg.ID,
+		Secret:          cfg.ClusterSecret,
+		Join:            cfg.Join,
+		BootstrapExpect: cfg.BootstrapExpect,
+		Peers:           cfg.Peers,
+		ReadConsistency: consistency,
+		LeaderWait:      cfg.LeaderWait,
+		Backlog:         cfg.ContentBacklog,
+	}
+	if err := ccfg.Validate(); err != nil {
+		return cluster.Config{}, fmt.Errorf("server: %w", err)
+	}
+	return ccfg, nil
+}
+
+// openStores creates the data directory and opens the metadata store
+// (Redis when a URL is given, the embedded bbolt store otherwise) and the
+// content store on it.
+func (s *Server) openStores(ctx context.Context) error {
+	cfg := s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("server: create data directory: %w", err)
+	}
+	var err error
 	if cfg.RedisURL != "" {
 		s.meta, err = redisstore.Open(ctx, cfg.RedisURL)
 		if err != nil {
-			return nil, fmt.Errorf("server: open Redis metadata store: %w", err)
+			return fmt.Errorf("server: open Redis metadata store: %w", err)
 		}
 		s.log.Info().Str("redis", redactURL(cfg.RedisURL)).Msg("metadata in Redis")
 	} else {
 		s.meta, err = openBolt(filepath.Join(cfg.DataDir, "meta.db"), s.log)
 		if err != nil {
-			return nil, fmt.Errorf("server: open embedded metadata store: %w", err)
+			return fmt.Errorf("server: open embedded metadata store: %w", err)
 		}
 		s.log.Info().Str("path", filepath.Join(cfg.DataDir, "meta.db")).Msg("metadata in the embedded store")
 	}
 	s.blobs, err = content.Open(filepath.Join(cfg.DataDir, "content"), s.log)
 	if err != nil {
-		return nil, fmt.Errorf("server: open content store: %w", err)
+		return fmt.Errorf("server: open content store: %w", err)
 	}
 	s.blobs.KeepPinnedAcrossRestart(pushPinTTL)
-	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	s.url = cfg.Advertise
-	if s.url == "" {
-		s.url = s.scheme() + "://" + advertisable(s.ln.Addr().String())
-	}
+	return nil
+}
+
+// startReplication builds the node's storage limits, content replication
+// (contentrepl) and the state machine (fsm), opens the Raft node
+// (replication) and puts the cluster's membership, forwarding and read
+// index (cluster) and the content scrubber on top. It returns the WebDAV
+// limits, which share the storage accounting with content replication.
+func (s *Server) startReplication(ctx context.Context, ccfg cluster.Config) (webdav.Limits, error) {
+	cfg := s.cfg
 	writeAck, err := contentrepl.ParseWriteAck(cfg.WriteAck)
 	if err != nil {
-		return nil, fmt.Errorf("server: --write-ack: %w", err)
+		return webdav.Limits{}, fmt.Errorf("server: --write-ack: %w", err)
 	}
 	space, davLimits, err := newLimits(cfg.Limits, cfg.DataDir, s.meta)
 	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+		return webdav.Limits{}, fmt.Errorf("server: %w", err)
 	}
 	s.logLimits(space)
 	s.content, err = contentrepl.NewContent(contentrepl.ContentConfig{
@@ -245,7 +296,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		PinTTL:   pushPinTTL,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("server: content replication: %w", err)
+		return webdav.Limits{}, fmt.Errorf("server: content replication: %w", err)
 	}
 	s.fsm = fsm.New(s.meta, s.log,
 		fsm.WithReleaseHook(s.release),
@@ -271,12 +322,12 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Transport:          s.raftTransport(),
 	})
 	if errors.Is(err, replication.ErrNoState) {
-		return nil, fmt.Errorf("server: the data directory %s holds no cluster state, and nothing says how to get some: "+
+		return webdav.Limits{}, fmt.Errorf("server: the data directory %s holds no cluster state, and nothing says how to get some: "+
 			"pass --bootstrap to start a new cluster with this node, --join URL[,URL...] to join an existing cluster through any member, "+
 			"or --bootstrap-expect N --peers URL,URL,... to form a new cluster of N nodes started together", cfg.DataDir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("server: start raft: %w", err)
+		return webdav.Limits{}, fmt.Errorf("server: start raft: %w", err)
 	}
 	s.node.OnLeadership(s.onLeadership)
 	ccfg.URL, ccfg.Raft, ccfg.Members, ccfg.Log = s.url, s.node, s.meta, s.log
@@ -287,11 +338,20 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	ccfg.Scrub = s.scrub.status
 	s.cluster, err = cluster.New(ccfg)
 	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+		return webdav.Limits{}, fmt.Errorf("server: %w", err)
 	}
+	return davLimits, nil
+}
+
+// buildHTTP assembles what the HTTP listener serves: replica
+// verification's digester, the metrics, the WebDAV handler behind
+// authentication, forwarding and read consistency, and the node API's
+// mux, built from the route table (routes.go), in front of it.
+func (s *Server) buildHTTP(gate *auth.Authenticator, davLimits webdav.Limits) error {
+	cfg := s.cfg
 	digests, err := s.newDigester()
 	if err != nil {
-		return nil, fmt.Errorf("server: %w", err)
+		return fmt.Errorf("server: %w", err)
 	}
 	if (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) && cfg.Advertise == "" && isLoopbackURL(s.url) {
 		s.log.Warn().Str("url", s.url).Msg("no --advertise-url: other nodes reach this one at a loopback URL, which only works when every node runs on this machine")
@@ -309,32 +369,26 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 
 		MaxTreeEntries: cfg.Limits.MaxTreeEntries,
 	})
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.handleHealthz)
-	mux.HandleFunc("GET /readyz", s.handleReadyz)
-	mux.Handle("GET /metrics", s.metrics.handler(s))
-	s.cluster.Routes(mux)
-	digests.Routes(mux)
-	s.scrub.routes(mux)
-	contentAPI := s.content.Handler()
-	mux.Handle("/cluster/content", contentAPI)
-	mux.Handle("/cluster/content/", contentAPI)
+	s.api = s.routeTable(digests)
+	s.apiMux = s.newMux(s.api)
 	// Authentication first: a follower forwards only what it has
 	// authenticated, with the user for the leader to believe.
-	s.httpSrv = s.newHTTPServer(s.routes(mux, gate.Wrap(s.cluster.Forward(s.cluster.Consistent(dav)))))
-	return s, nil
+	s.httpSrv = s.newHTTPServer(s.routes(s.apiMux, gate.Wrap(s.cluster.Forward(s.cluster.Consistent(dav)))))
+	return nil
 }
 
-// routes sends requests the node API has a route for (method and path) to
-// the mux and everything else to WebDAV, so a WebDAV method on /healthz
-// gets WebDAV's answer (403: reserved).
-func (s *Server) routes(mux *http.ServeMux, dav http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		dav.ServeHTTP(w, r)
+// newDigester gives replica verification (dfs cluster verify, package
+// verify) this node's metadata and content store; its endpoints are in the
+// route table beside the cluster's.
+func (s *Server) newDigester() (*verify.Digester, error) {
+	return verify.NewDigester(verify.Config{
+		ID:      s.cfg.ID,
+		URL:     s.url,
+		Raft:    s.node,
+		Meta:    s.meta,
+		Content: contentChecker{s.blobs, s.content},
+		Backlog: s.cluster.ContentBacklog,
+		Log:     s.log,
 	})
 }
 
@@ -425,14 +479,6 @@ func (s *Server) closeParts(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// release is the state machine's hook for content whose last reference
-// went away: delete it now unless an upload has it pinned.
-func (s *Server) release(hash string) {
-	if _, err := s.blobs.Release(context.Background(), s.fsm, hash); err != nil {
-		s.log.Warn().Err(err).Str("hash", hash).Msg("releasing unreferenced content failed; the next sweep retries")
-	}
-}
-
 func (s *Server) gcLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.GCInterval)
 	defer t.Stop()
@@ -461,161 +507,6 @@ func (s *Server) gcLoop(ctx context.Context) {
 	}
 }
 
-func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
-	cluster.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// handleReadyz answers 200 only when the node can serve: its stores answer,
-// it knows a leader, and it has applied what the leader had committed.
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	problems := s.readiness(ctx)
-	if len(problems) > 0 {
-		cluster.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "problems": problems})
-		return
-	}
-	cluster.WriteJSON(w, http.StatusOK, map[string]any{"ready": true})
-}
-
-// readyCatchUpGrace is how long /readyz lets a follower take to apply the
-// leader's read index before it counts as catching up.
-const readyCatchUpGrace = time.Second
-
-func (s *Server) readiness(ctx context.Context) []string {
-	var problems []string
-	if why := s.fsm.Rebuilding(); why != "" {
-		problems = append(problems, why)
-	}
-	applied, err := s.meta.AppliedIndex(ctx)
-	if err != nil {
-		problems = append(problems, "metadata store: "+err.Error())
-	}
-	st, serr := s.node.Status(ctx)
-	if serr != nil {
-		problems = append(problems, "raft: "+serr.Error())
-	}
-	if st.LeaderID == "" {
-		problems = append(problems, "no known leader")
-	}
-	// Compare Raft's applied index with its commit index, not the
-	// metastore's: the metastore only counts commands, while the commit
-	// index also counts the no-op every new leader appends and barriers,
-	// which never reach the FSM. After any restart the log ends with such
-	// entries, so applied (metastore) < commit would hold forever.
-	// Entries committed a moment ago are normal under writes: allow the
-	// same grace as below before calling the node behind.
-	if serr == nil && st.RaftAppliedIndex < st.CommitIndex {
-		wctx, wcancel := context.WithTimeout(ctx, readyCatchUpGrace)
-		werr := s.node.WaitRaftApplied(wctx, st.CommitIndex)
-		wcancel()
-		if werr != nil {
-			problems = append(problems, fmt.Sprintf("catching up: applied %d of %d (metastore at %d)",
-				st.RaftAppliedIndex, st.CommitIndex, applied))
-		}
-	}
-	// A follower's commit index only covers the entries it has received:
-	// a node that joins or comes back far behind gets the log in batches,
-	// and after each batch its applied index equals its commit index. Only
-	// the leader knows what is committed, so a follower compares its
-	// metastore with the leader's read index (the same index space).
-	if err == nil && serr == nil && st.LeaderID != "" && !s.node.IsLeader() {
-		idx, rerr := s.cluster.ReadIndex(ctx)
-		switch {
-		case rerr != nil:
-			problems = append(problems, "cannot learn the leader's read index: "+rerr.Error())
-		case applied < idx:
-			// Under a steady stream of writes the read index is a few
-			// entries ahead of what even a healthy follower has applied at
-			// that instant: give it a moment to apply them, as a read
-			// would, before calling it behind. Without this, the fault
-			// suite saw followers of a busy cluster flap to not-ready
-			// on most probes (and an orchestrator would take them out of
-			// service) although each was milliseconds behind.
-			wctx, wcancel := context.WithTimeout(ctx, readyCatchUpGrace)
-			werr := s.node.WaitApplied(wctx, idx)
-			wcancel()
-			if werr != nil {
-				if now, aerr := s.meta.AppliedIndex(ctx); aerr == nil {
-					applied = now
-				}
-				problems = append(problems, fmt.Sprintf("catching up with the leader: metastore at %d of the leader's %d", applied, idx))
-			}
-		}
-	}
-	// Every voter must have registered its URL: without them this node can
-	// neither forward writes to the leader nor push an upload to a
-	// majority, so a write would get 503 right after the node said ready.
-	if err == nil && serr == nil {
-		if missing, merr := s.unregisteredVoters(ctx, st.Servers); merr != nil {
-			problems = append(problems, "members: "+merr.Error())
-		} else if len(missing) > 0 {
-			problems = append(problems, "waiting for voters to register their URLs: "+strings.Join(missing, ", "))
-		}
-	}
-	// A new cluster has no root until its first leader has proposed it;
-	// until then every write would fail with 409.
-	if err == nil {
-		if _, rerr := s.meta.Get(ctx, metastore.RootID); rerr != nil {
-			problems = append(problems, "no root collection yet: "+rerr.Error())
-		}
-	}
-	// A stat, not a walk: /readyz is polled every few seconds and the
-	// content store may hold millions of objects.
-	if _, err := os.Stat(filepath.Join(s.cfg.DataDir, "content", "objects")); err != nil {
-		problems = append(problems, "content store: "+err.Error())
-	}
-	if !s.content.CaughtUp() {
-		files, bytes := s.content.Backlog()
-		problems = append(problems, fmt.Sprintf("fetching content from peers: %d files, %d bytes to go", files, bytes))
-	}
-	return problems
-}
-
-// unregisteredVoters lists the voters of the Raft configuration that have
-// no URL in the member table yet.
-func (s *Server) unregisteredVoters(ctx context.Context, servers []replication.Server) ([]string, error) {
-	members, err := s.meta.Members(ctx)
-	if err != nil {
-		return nil, err
-	}
-	known := make(map[string]bool, len(members))
-	for _, m := range members {
-		if m.URL != "" {
-			known[m.ID] = true
-		}
-	}
-	var missing []string
-	for _, srv := range servers {
-		if srv.Suffrage == raft.Voter.String() && !known[srv.ID] {
-			missing = append(missing, srv.ID)
-		}
-	}
-	return missing, nil
-}
-
-// advertisable turns a bound address into one peers and clients can use:
-// an unspecified host becomes loopback.
-func advertisable(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-func isLoopbackURL(u string) bool {
-	host := strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
-	if h, _, err := net.SplitHostPort(strings.TrimRight(host, "/")); err == nil {
-		host = h
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
-}
-
 func redactURL(u string) string {
 	if i := strings.Index(u, "@"); i >= 0 {
 		if j := strings.Index(u, "://"); j >= 0 && j < i {
@@ -625,118 +516,10 @@ func redactURL(u string) string {
 	return u
 }
 
-// blobAdapter presents content replication as webdav.Blobs: writes on
-// the leader reach a majority of nodes, reads fetch content this node lacks
-// from a peer. Cluster-side failures become webdav.ErrUnavailable (503).
-type blobAdapter struct {
-	c    *contentrepl.Content
-	term func() context.Context // ends when this node's leadership does
-}
-
-var errDeposed = errors.New("this node stopped leading during the upload")
-
-func (a blobAdapter) Write(ctx context.Context, r io.Reader) (string, int64, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := context.AfterFunc(a.term(), func() { cancel(errDeposed) })
-	defer stop()
-	hash, size, err := a.c.Write(ctx, r)
-	if err != nil && errors.Is(context.Cause(ctx), errDeposed) {
-		return "", 0, fmt.Errorf("%w: %w", webdav.ErrUnavailable, errDeposed)
-	}
-	if errors.Is(err, contentrepl.ErrNoQuorum) || errors.Is(err, contentrepl.ErrUnavailable) {
-		return "", 0, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)
-	}
-	return hash, size, err
-}
-
-// leaderTerm returns a context that lives while this node leads (already
-// done on a follower).
-func (s *Server) leaderTerm() context.Context {
-	s.termMu.Lock()
-	defer s.termMu.Unlock()
-	if s.termCtx == nil || s.termCtx.Err() != nil {
-		s.termCtx, s.termCancel = context.WithCancel(context.Background())
-		if !s.node.IsLeader() {
-			s.termCancel()
-		}
-	}
-	return s.termCtx
-}
-
-// onLeadership ends the current term's context when leadership is lost;
-// the next upload on a new term makes a fresh one.
-func (s *Server) onLeadership(leader bool) {
-	if leader {
-		return
-	}
-	s.termMu.Lock()
-	defer s.termMu.Unlock()
-	if s.termCancel != nil {
-		s.termCancel()
-	}
-}
-
-func (a blobAdapter) Unpin(hash string) { a.c.Unpin(hash) }
-
-func (a blobAdapter) Discard(ctx context.Context, hash string) { a.c.Discard(ctx, hash) }
-
-func (a blobAdapter) Open(ctx context.Context, hash string, size int64) (webdav.ContentReader, error) {
-	b, err := a.c.Open(ctx, hash, size)
-	if errors.Is(err, contentrepl.ErrUnavailable) {
-		return nil, fmt.Errorf("%w: %w", webdav.ErrUnavailable, err)
-	}
-	return b, err
-}
-
-// contentPeers lists the other members with a URL, the leader first: the
-// nodes a push goes to and a fetch asks.
-func (s *Server) contentPeers(ctx context.Context) ([]contentrepl.Peer, error) {
-	members, err := s.meta.Members(ctx)
-	if err != nil {
-		return nil, err
-	}
-	voters, err := s.node.VoterIDs()
-	if err != nil {
-		return nil, err
-	}
-	leader, _ := s.node.Leader()
-	return votingPeers(members, voters, s.cfg.ID, leader), nil
-}
-
-// votingPeers lists the nodes an upload is pushed to: the other current
-// Raft voters that have a URL, each once, the leader first. A copy counts
-// toward the majority only on a voter: the member table can still name a
-// removed node, or a node that joined and is not a voter yet, and an
-// acknowledgement from either proves nothing about surviving a failover.
-func votingPeers(members []metastore.Member, voters []string, self, leader string) []contentrepl.Peer {
-	var peers []contentrepl.Peer
-	seen := map[string]bool{self: true}
-	for _, m := range members {
-		if seen[m.ID] || m.URL == "" || !slices.Contains(voters, m.ID) {
-			continue
-		}
-		seen[m.ID] = true
-		p := contentrepl.Peer{ID: m.ID, URL: m.URL}
-		if m.ID == leader {
-			peers = append([]contentrepl.Peer{p}, peers...)
-		} else {
-			peers = append(peers, p)
-		}
-	}
-	return peers
-}
-
 // pushPinTTL is how long a follower protects content pushed to it until
 // the entry referencing it applies; after a restart the content store
 // keeps such content for as long, since its pins died with the process.
 const pushPinTTL = 5 * time.Minute
-
-// quorum is how many nodes must hold an upload's content before it is
-// acknowledged: a majority of the Raft voters (contentrepl.Quorum).
-func (s *Server) quorum() int {
-	return contentrepl.Quorum(s.node.Voters())
-}
 
 // openBolt opens the embedded metadata store. A damaged file is set aside
 // (meta.db.corrupt-<unix time>, for inspection) and replaced by an empty

@@ -20,7 +20,6 @@ import (
 	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
 	"github.com/dfs-project/dfs/fsm"
-	"github.com/dfs-project/dfs/internal/clusterauth"
 	"github.com/dfs-project/dfs/metastore"
 )
 
@@ -70,15 +69,12 @@ type Config struct {
 	// Backlog reports content the node is still fetching; nil reports
 	// none.
 	Backlog func() cluster.Backlog
-	// Secret guards the endpoints, as it does the cluster API's internal
-	// ones (package clusterauth).
-	Secret string
-	Log    zerolog.Logger
+	Log     zerolog.Logger
 }
 
 // Digester is a node's side of replica verification: it digests the
 // node's replicated state and serves GET /cluster/digest and GET
-// /cluster/digest/entries (see Routes).
+// /cluster/digest/entries (HandleDigest, HandleDigestEntries).
 type Digester struct {
 	cfg Config
 	log zerolog.Logger
@@ -93,14 +89,6 @@ func NewDigester(cfg Config) (*Digester, error) {
 	// The endpoints are the cluster API's: their log lines stay the
 	// cluster component's.
 	return &Digester{cfg: cfg, log: cfg.Log.With().Str("component", "cluster").Logger()}, nil
-}
-
-// Routes registers GET /cluster/digest and GET /cluster/digest/entries on
-// mux; both need the cluster secret.
-func (dg *Digester) Routes(mux *http.ServeMux) {
-	auth := func(h http.HandlerFunc) http.Handler { return clusterauth.Require(dg.cfg.Secret, h) }
-	mux.Handle("GET /cluster/digest", auth(dg.handleDigest))
-	mux.Handle("GET /cluster/digest/entries", auth(dg.handleDigestEntries))
 }
 
 func (dg *Digester) contentBacklog() cluster.Backlog {
@@ -635,8 +623,10 @@ func queryBool(r *http.Request, name string) (bool, error) {
 	return b, nil
 }
 
-// handleDigest answers GET /cluster/digest[?deep=1][&min-index=N].
-func (dg *Digester) handleDigest(w http.ResponseWriter, r *http.Request) {
+// HandleDigest answers GET /cluster/digest[?deep=1][&min-index=N]. It
+// needs the cluster secret: mount it behind clusterauth.Require (the
+// node's route table, in package server, does).
+func (dg *Digester) HandleDigest(w http.ResponseWriter, r *http.Request) {
 	deep, err := queryBool(r, "deep")
 	if err != nil {
 		dg.writeError(w, err)
@@ -676,12 +666,13 @@ func (dg *Digester) handleDigest(w http.ResponseWriter, r *http.Request) {
 	cluster.WriteJSON(w, http.StatusOK, d)
 }
 
-// handleDigestEntries answers GET /cluster/digest/entries[?index=N]: the
+// HandleDigestEntries answers GET /cluster/digest/entries[?index=N]: the
 // entries the namespace digest hashes, one JSON line each, then a trailer
 // line {"kind":"end","end":{...}}. With index, the node first waits (at
 // most DigestWait) until it has applied N, and answers 409 if it is
-// already past N: the caller wants the state at N, which is gone.
-func (dg *Digester) handleDigestEntries(w http.ResponseWriter, r *http.Request) {
+// already past N: the caller wants the state at N, which is gone. It needs
+// the cluster secret, like HandleDigest.
+func (dg *Digester) HandleDigestEntries(w http.ResponseWriter, r *http.Request) {
 	index, err := queryUint(r, "index")
 	if err != nil {
 		dg.writeError(w, err)

@@ -10,12 +10,14 @@
 //	GET /cluster/digest          the node's namespace and content digests (?deep=1 re-hashes content, ?min-index=N waits for N)
 //	GET /cluster/digest/entries  NDJSON: the entries the namespace digest hashes, then a trailer (?index=N: the state at N, or 409)
 //
-// Both need the cluster secret (package clusterauth). Replicas, the other
-// side, asks every node for its digest at one applied index and, where
-// digests differ, merges the nodes' entry streams to name each difference,
-// holding two entries at a time whatever the namespace's size.
+// Both need the cluster secret (package clusterauth): the Digester serves
+// them as HandleDigest and HandleDigestEntries, and package server's route
+// table (server/routes.go, every /cluster/ route of a node) mounts them
+// behind it. Replicas, the other side, asks every node for its digest at
+// one applied index and, where digests differ, merges the nodes' entry
+// streams to name each difference, holding two entries at a time whatever
+// the namespace's size.
 //
 // Package cluster stays below: verify uses its Client for the calls (read
-// index, node reports, authenticated requests) and its types, and the
-// server mounts a Digester's routes beside the cluster API's.
+// index, node reports, authenticated requests) and its types.
 package verify

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/internal/unavailable"
 )
 
 // statusError is a failed request: the status, an optional RFC 4918
@@ -91,8 +92,9 @@ func (h *Handler) classify(err error) *statusError {
 // ErrUnavailable marks failures of the cluster rather than of the request:
 // an entry that could not commit, content that no node can serve right now,
 // an upload that did not reach a majority. Handlers answer 503 with
-// Retry-After. Blobs implementations wrap their errors with it.
-var ErrUnavailable = errors.New("cluster unavailable")
+// Retry-After. Blobs implementations wrap their errors with it, or with a
+// sentinel of unavailable.New: it is unavailable.Err, the one definition.
+var ErrUnavailable = unavailable.Err
 
 func fsmStatus(fe *fsm.Error) *statusError {
 	se := &statusError{msg: fe.Error(), err: fe}
