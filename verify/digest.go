@@ -15,7 +15,7 @@ import (
 	"github.com/dfs-project/dfs/metastore"
 )
 
-// This file is the node's side of replica verification (see verify.go for
+// digest.go, entries.go, content.go and handlers.go are the node's side of replica verification (see verify.go for
 // the side that compares nodes): GET /cluster/digest hashes the node's
 // whole replicated state in a canonical order, and GET
 // /cluster/digest/entries streams the entries it hashed, so that a

@@ -13,7 +13,7 @@ import (
 	"github.com/dfs-project/dfs/cluster"
 )
 
-// This file compares replicas (dfs cluster verify). Every node digests its
+// verify.go, diff.go and report.go compare replicas (dfs cluster verify). Every node digests its
 // own state (digest.go); Replicas asks all of them for a digest at one
 // applied index and, where digests differ, streams the differing nodes'
 // entries beside the reference node's and merges them in stream order, so
