@@ -97,6 +97,15 @@ type Config struct {
 	// Auth is who may use the WebDAV API (package auth); the zero value
 	// leaves it open.
 	Auth auth.Options
+	// PublicURLs are the URLs clients reach the cluster at besides each
+	// node's own (an Ingress host): a COPY or MOVE Destination may name
+	// them; one naming any other server gets 502 (--public-url,
+	// webdav.ParsePublicURLs).
+	PublicURLs []string
+	// TrustedProxies are the addresses or CIDR prefixes of proxies whose
+	// X-Forwarded-Host and X-Forwarded-Proto are believed for that check
+	// (--trusted-proxies, webdav.ParseTrustedProxies); none by default.
+	TrustedProxies []string
 	// Scrub configures the content scrubber; the zero value disables it.
 	Scrub ScrubConfig
 
@@ -158,6 +167,14 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	consistency, err := cluster.ParseConsistency(cfg.ReadConsistency)
 	if err != nil {
 		return nil, fmt.Errorf("server: --read-consistency: %w", err)
+	}
+	publicURLs, err := webdav.ParsePublicURLs(cfg.PublicURLs)
+	if err != nil {
+		return nil, fmt.Errorf("server: --public-url: %w", err)
+	}
+	trustedProxies, err := webdav.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server: --trusted-proxies: %w", err)
 	}
 	if cfg.Bootstrap && (len(cfg.Join) > 0 || cfg.BootstrapExpect > 0) {
 		return nil, errors.New("server: --bootstrap excludes --join and --bootstrap-expect: start a new cluster with this node alone, join one, or form one with peers")
@@ -303,6 +320,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Reserved:    Reserved,
 		Observe:     s.metrics.observe,
 		Limits:      davLimits,
+
+		PublicURLs:     publicURLs,
+		TrustedProxies: trustedProxies,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
