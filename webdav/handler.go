@@ -237,9 +237,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 // An error is an *fsm.Error (the entry applied and said no),
 // ErrUnavailable-wrapped (it did not commit) or, for an answer no state
 // machine gives (no result at all), an internal error (500). On success
-// the result is never nil; callers still check the fields they use
-// (checkResult), since an entry found already applied ("replayed") comes
-// back OK without them.
+// the result is never nil; callers still check the fields they report
+// (describesLock, the PUT's inode) and answer unknownOutcome without them,
+// since an entry found already applied ("replayed") comes back OK but
+// empty.
 func (h *Handler) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	cmd.User = fsm.UserOf(auth.User(ctx))
 	res, err := h.node.Propose(ctx, cmd)

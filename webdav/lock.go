@@ -158,8 +158,7 @@ func (h *Handler) refreshLock(w http.ResponseWriter, r *http.Request, fs *reques
 // handleUnlock removes the lock its Lock-Token header names with one log
 // entry. Only the user who took the lock may remove it (RFC 4918 §6.4):
 // anyone can read a token in lockdiscovery, so another user's UNLOCK gets
-// 403, here and, should the lock change hands in between, when the entry
-// applies.
+// 403, here and again when the entry applies.
 func (h *Handler) handleUnlock(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	t := strings.TrimSpace(r.Header.Get("Lock-Token"))
