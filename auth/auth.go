@@ -166,11 +166,22 @@ func (a *Authenticator) Open() bool { return a.users == nil }
 
 type userKey struct{}
 
+type fromNodeKey struct{}
+
 // User returns the user a request was authenticated as ("" when the API
-// is open).
+// is open). It is the principal WebDAV locks belong to.
 func User(ctx context.Context) string {
 	u, _ := ctx.Value(userKey{}).(string)
 	return u
+}
+
+// FromNode reports whether the request came through Wrap carrying the
+// right cluster secret: another node of the cluster forwarded it (a
+// follower, to the leader) and vouches for what it added, such as the
+// X-Forwarded-For entry naming the peer it received the request from.
+func FromNode(ctx context.Context) bool {
+	v, _ := ctx.Value(fromNodeKey{}).(bool)
+	return v
 }
 
 // ReadMethod reports whether a read-only user may use method.
@@ -194,11 +205,20 @@ func ReadMethod(method string) bool {
 //   - a read-only user gets 403 for every method but GET, HEAD, OPTIONS
 //     and PROPFIND, on whichever node the request arrives;
 //   - an authenticated request reaches next with the user in its context
-//     (User) and in UserHeader, for a node that forwards it to the leader.
+//     (User) and in UserHeader, for a node that forwards it to the leader;
+//   - a request that carries the right cluster secret is marked as coming
+//     from a node (FromNode), with or without users.
 func (a *Authenticator) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user := a.forwardedUser(r)
+		fromNode := a.fromNode(r)
+		user := ""
+		if fromNode {
+			user = a.forwardedUser(r)
+		}
 		r.Header.Del(UserHeader)
+		if fromNode {
+			r = r.WithContext(context.WithValue(r.Context(), fromNodeKey{}, true))
+		}
 		if a.users == nil {
 			next.ServeHTTP(w, r)
 			return
@@ -223,11 +243,18 @@ func (a *Authenticator) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// forwardedUser is the user a request forwarded by another node carries,
-// or "" when the request is not one (no header, or no right secret).
+// fromNode reports whether r carries the right cluster secret: another
+// node forwarded it.
+func (a *Authenticator) fromNode(r *http.Request) bool {
+	return a.secret != "" && r.Header.Get(clusterauth.Header) != "" && clusterauth.Check(r, a.secret) == 0
+}
+
+// forwardedUser is the user a request forwarded by another node carries
+// (the caller checked fromNode), or "" when it names none or an invalid
+// one.
 func (a *Authenticator) forwardedUser(r *http.Request) string {
 	u := r.Header.Get(UserHeader)
-	if u == "" || a.secret == "" || clusterauth.Check(r, a.secret) != 0 || ValidUserName(u) != nil {
+	if u == "" || ValidUserName(u) != nil {
 		return ""
 	}
 	return u

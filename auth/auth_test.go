@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -329,5 +330,45 @@ func TestRealm(t *testing.T) {
 		if got := w.Header().Get("WWW-Authenticate"); got != `Basic realm="`+want+`", charset="UTF-8"` {
 			t.Errorf("realm %q: WWW-Authenticate %q", in, got)
 		}
+	}
+}
+
+// TestGateFromNode: a request carrying the right cluster secret is marked
+// as forwarded by a node (FromNode), with or without users; nothing else
+// is, whatever it claims.
+func TestGateFromNode(t *testing.T) {
+	g := newGate(t)
+	open := New(Config{ClusterSecret: testSecret})
+	noSecret := New(Config{})
+	tests := []struct {
+		name string
+		a    *Authenticator
+		hdr  map[string]string
+		want string // "user|fromNode" as the next handler saw it; "" if not reached
+	}{
+		{"users, forwarded", g.a, map[string]string{UserHeader: "alice", clusterauth.Header: testSecret}, "alice|true"},
+		{"users, own credentials", g.a, basic("alice", "alice-pw"), "alice|false"},
+		{"users, wrong secret", g.a, map[string]string{clusterauth.Header: "guess", "Authorization": FormatBasic("alice", "alice-pw")}, "alice|false"},
+		{"open, forwarded", open, map[string]string{clusterauth.Header: testSecret, UserHeader: "alice"}, "|true"},
+		{"open, wrong secret", open, map[string]string{clusterauth.Header: "guess"}, "|false"},
+		{"open, nothing", open, nil, "|false"},
+		{"no secret configured", noSecret, map[string]string{clusterauth.Header: testSecret}, "|false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var saw string
+			h := tt.a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				saw = User(r.Context()) + "|" + strconv.FormatBool(FromNode(r.Context()))
+			}))
+			r := httptest.NewRequest("PUT", "/x", nil)
+			r.RemoteAddr = "192.0.2.1:1"
+			for k, v := range tt.hdr {
+				r.Header.Set(k, v)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if saw != tt.want {
+				t.Errorf("next handler saw %q, want %q", saw, tt.want)
+			}
+		})
 	}
 }

@@ -257,7 +257,7 @@ func (a *applier) checkLocks(need ...Protect) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lp, ok := CheckLocks(locks, a.cmd.Time, a.cmd.Tokens, need); !ok {
+	if lp, ok := CheckLocks(locks, a.cmd.Time, a.cmd.principal(), a.cmd.Tokens, need); !ok {
 		r := fail(Locked, "%s is locked", lp)
 		r.LockedPath = lp
 		return r, nil
@@ -702,6 +702,15 @@ func (a *applier) lock() (*Result, error) {
 	if l.Root != c.Path {
 		return fail(Invalid, "lock %s: lock root %s differs", c.Path, l.Root), nil
 	}
+	// The lock belongs to the entry's user; an entry without one (an
+	// older leader's) takes a lock without a principal.
+	user := ""
+	if c.User != nil {
+		user = *c.User
+	}
+	if l.Principal != user {
+		return fail(Invalid, "lock %s: lock principal %q differs from the entry's user %q", c.Path, l.Principal, user), nil
+	}
 	locks, err := a.loadLocks()
 	if err != nil {
 		return nil, err
@@ -779,6 +788,9 @@ func (a *applier) refresh() (*Result, error) {
 	if !ok {
 		return fail(NotFound, "refresh: no lock %s", c.Token), nil
 	}
+	if !MayUse(l, c.principal()) {
+		return fail(Forbidden, "refresh: lock %s belongs to another user", c.Token), nil
+	}
 	l.Expires, l.Timeout = c.Expires, c.Timeout
 	a.b.PutLock(l)
 	return &Result{Code: OK, Lock: l}, nil
@@ -795,6 +807,9 @@ func (a *applier) unlock() (*Result, error) {
 	}
 	if !Covers(l, c.Path) {
 		return fail(Conflict, "unlock %s: lock %s does not cover it", c.Path, c.Token), nil
+	}
+	if !MayUse(l, c.principal()) {
+		return fail(Forbidden, "unlock %s: lock %s belongs to another user", c.Path, c.Token), nil
 	}
 	a.b.DeleteLock(l.Token)
 	return &Result{Code: OK, Lock: l}, nil

@@ -76,6 +76,16 @@ type Command struct {
 	Depth     int  `json:"dp,omitempty"` // 0 or DepthInfinity (OpCopy)
 	Overwrite bool `json:"ow,omitempty"`
 
+	// User is the principal the request was authenticated as, fixed by
+	// the leader: "" when the WebDAV API is open. A lock token counts as
+	// submitted only by the principal that took the lock (CheckLocks,
+	// MayUse); OpRefresh and OpUnlock of another principal's lock are
+	// Forbidden. nil: the entry comes from a leader that did not record
+	// principals (an older dfs, during a rolling upgrade, or its log
+	// replayed): it applies without principal checks, as it did on the
+	// nodes that applied it then.
+	User *string `json:"u,omitempty"`
+
 	// Preconditions checked at apply time.
 	Tokens      []string `json:"tk,omitempty"`  // lock tokens the client submitted (If header)
 	IfMatch     string   `json:"im,omitempty"`  // OpPut: current ETag must equal this; "*": must exist
@@ -84,7 +94,8 @@ type Command struct {
 	// OpPropPatch
 	Patches []PropPatch `json:"pp,omitempty"`
 
-	// OpLock: the complete lock, token and expiry chosen by the leader.
+	// OpLock: the complete lock, token, expiry and principal (User)
+	// chosen by the leader.
 	Lock *metastore.Lock `json:"l,omitempty"`
 
 	// OpMember / OpRemoveMember
@@ -94,6 +105,18 @@ type Command struct {
 	Token   string `json:"tok,omitempty"`
 	Expires int64  `json:"exp,omitempty"` // OpRefresh: new expiry (0 = never)
 	Timeout int64  `json:"to,omitempty"`  // OpRefresh: seconds requested (0 = infinite)
+}
+
+// UserOf returns a Command.User naming user.
+func UserOf(user string) *string { return &user }
+
+// principal is the principal an entry is checked as: its User, or
+// anyPrincipal for an entry without one.
+func (c *Command) principal() string {
+	if c.User == nil {
+		return anyPrincipal
+	}
+	return *c.User
 }
 
 // Encode returns the log entry bytes.
@@ -126,7 +149,7 @@ const (
 	Exists                   // the target exists and Overwrite/If-None-Match forbids replacing it
 	Locked                   // a lock the client did not present protects a path
 	PreconditionFailed       // If-Match / If-None-Match / Overwrite: F failed
-	Forbidden                // source and destination overlap, or the root is targeted
+	Forbidden                // source and destination overlap, the root is targeted, or another principal's lock is refreshed or removed
 	NotAllowed               // the operation is not allowed on this kind of resource (e.g. MKCOL on an existing path)
 	Invalid                  // the command itself is malformed
 	InsufficientStorage      // the entry would raise the usage above its Quota

@@ -33,16 +33,35 @@ func LocksCovering(locks []metastore.Lock, now int64, p string) []metastore.Lock
 	return out
 }
 
-// CheckLocks reports whether a client presenting tokens may modify every
-// path in need at time now. A path protected by unexpired locks is writable
-// if the client presents the token of at least one of them (one token of a
-// set of shared locks suffices). For a Subtree protection the same holds
-// for the root of every lock below the path. On failure it returns the root
-// of a blocking lock, for the 423 response. The state machine applies the
-// same function, so a handler's pre-check never disagrees with the log.
-func CheckLocks(locks []metastore.Lock, now int64, tokens []string, need []Protect) (lockedPath string, ok bool) {
+// MayUse reports whether principal may submit l's token, refresh l or
+// remove it (RFC 4918 §6.4: a lock token proves nothing by itself, anyone
+// can read it in lockdiscovery; the lock belongs to the principal that
+// created it). A lock without a principal (taken while the WebDAV API was
+// open, or stored before dfs recorded principals) may be used by anyone
+// who presents its token.
+func MayUse(l metastore.Lock, principal string) bool {
+	return l.Principal == "" || l.Principal == principal || principal == anyPrincipal
+}
+
+// anyPrincipal is the principal of an entry without Command.User, from a
+// leader that did not record principals: it may use every lock, as such
+// a leader's nodes let it. It is no valid user name (auth.ValidUserName
+// refuses control characters), so no request is ever checked as it.
+const anyPrincipal = "\x00any"
+
+// CheckLocks reports whether principal, presenting tokens, may modify
+// every path in need at time now. A path protected by unexpired locks is
+// writable if the client submits the token of at least one of them (one
+// token of a set of shared locks suffices); a token counts as submitted
+// only by a principal that may use its lock (MayUse): another user who
+// presents it is refused as if it had not. For a Subtree protection the
+// same holds for the root of every lock below the path. On failure it
+// returns the root of a blocking lock, for the 423 response. The state
+// machine applies the same function, with the principal the leader put in
+// the entry, so a handler's pre-check never disagrees with the log.
+func CheckLocks(locks []metastore.Lock, now int64, principal string, tokens []string, need []Protect) (lockedPath string, ok bool) {
 	for _, n := range need {
-		if lp, ok := writable(locks, now, tokens, n.Path); !ok {
+		if lp, ok := writable(locks, now, principal, tokens, n.Path); !ok {
 			return lp, false
 		}
 		if !n.Subtree {
@@ -52,7 +71,7 @@ func CheckLocks(locks []metastore.Lock, now int64, tokens []string, need []Prote
 			if l.Expired(now) || l.Root == n.Path || !fspath.IsAncestor(n.Path, l.Root) {
 				continue
 			}
-			if lp, ok := writable(locks, now, tokens, l.Root); !ok {
+			if lp, ok := writable(locks, now, principal, tokens, l.Root); !ok {
 				return lp, false
 			}
 		}
@@ -60,13 +79,13 @@ func CheckLocks(locks []metastore.Lock, now int64, tokens []string, need []Prote
 	return "", true
 }
 
-func writable(locks []metastore.Lock, now int64, tokens []string, p string) (string, bool) {
+func writable(locks []metastore.Lock, now int64, principal string, tokens []string, p string) (string, bool) {
 	blocking := ""
 	for _, l := range locks {
 		if l.Expired(now) || !Covers(l, p) {
 			continue
 		}
-		if slices.Contains(tokens, l.Token) {
+		if slices.Contains(tokens, l.Token) && MayUse(l, principal) {
 			return "", true
 		}
 		if blocking == "" {

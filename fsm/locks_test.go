@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/dfs-project/dfs/metastore"
@@ -249,39 +250,204 @@ func TestCheckLocks(t *testing.T) {
 		{Token: "s1", Root: "/s", Shared: true},
 		{Token: "s2", Root: "/s", Shared: true},
 		{Token: "old", Root: "/old", Expires: 10},
+		// Locks taken by authenticated users (RFC 4918 §6.4).
+		{Token: "al", Root: "/al", Principal: "alice"},
+		{Token: "al-inf", Root: "/tree", Infinite: true, Principal: "alice"},
+		{Token: "bo-deep", Root: "/tree/x/y", Principal: "bob"},
+		{Token: "sh-al", Root: "/sh", Shared: true, Principal: "alice"},
+		{Token: "sh-bo", Root: "/sh", Shared: true, Principal: "bob"},
 	}
 	for _, tc := range []struct {
-		need   []Protect
-		tokens []string
-		locked string
+		need      []Protect
+		principal string
+		tokens    []string
+		locked    string
 	}{
-		{[]Protect{{Path: "/x"}}, nil, ""},
-		{[]Protect{{Path: "/a"}}, nil, "/a"},
-		{[]Protect{{Path: "/a/b/c/d"}}, nil, "/a"},
-		{[]Protect{{Path: "/a/b/c"}}, []string{"a"}, ""}, // any covering lock's token suffices
-		{[]Protect{{Path: "/a/b/c"}}, []string{"b"}, ""},
-		{[]Protect{{Path: "/a", Subtree: true}}, []string{"a"}, ""}, // a covers /a/b/c too
-		{[]Protect{{Path: "/", Subtree: true}}, nil, "/a"},
-		{[]Protect{{Path: "/a/b", Subtree: true}}, nil, "/a"},
-		{[]Protect{{Path: "/s"}}, []string{"s2"}, ""},
-		{[]Protect{{Path: "/s"}}, []string{"x"}, "/s"},
-		{[]Protect{{Path: "/old"}}, nil, ""},
-		{[]Protect{{Path: "/x"}, {Path: "/s"}}, nil, "/s"},
+		{[]Protect{{Path: "/x"}}, "", nil, ""},
+		{[]Protect{{Path: "/a"}}, "", nil, "/a"},
+		{[]Protect{{Path: "/a/b/c/d"}}, "", nil, "/a"},
+		{[]Protect{{Path: "/a/b/c"}}, "", []string{"a"}, ""}, // any covering lock's token suffices
+		{[]Protect{{Path: "/a/b/c"}}, "", []string{"b"}, ""},
+		{[]Protect{{Path: "/a", Subtree: true}}, "", []string{"a"}, ""}, // a covers /a/b/c too
+		{[]Protect{{Path: "/", Subtree: true}}, "", nil, "/a"},
+		{[]Protect{{Path: "/a/b", Subtree: true}}, "", nil, "/a"},
+		{[]Protect{{Path: "/s"}}, "", []string{"s2"}, ""},
+		{[]Protect{{Path: "/s"}}, "", []string{"x"}, "/s"},
+		{[]Protect{{Path: "/old"}}, "", nil, ""},
+		{[]Protect{{Path: "/x"}, {Path: "/s"}}, "", nil, "/s"},
+		// A lock without a principal serves whoever presents its token.
+		{[]Protect{{Path: "/a"}}, "alice", []string{"a"}, ""},
+		{[]Protect{{Path: "/s"}}, "bob", []string{"s1"}, ""},
+		// A lock with one serves its principal only.
+		{[]Protect{{Path: "/al"}}, "alice", []string{"al"}, ""},
+		{[]Protect{{Path: "/al"}}, "bob", []string{"al"}, "/al"},
+		{[]Protect{{Path: "/al"}}, "", []string{"al"}, "/al"},      // anonymous (the API opened since)
+		{[]Protect{{Path: "/al"}}, "Alice", []string{"al"}, "/al"}, // names are exact
+		{[]Protect{{Path: "/al"}}, "bob", nil, "/al"},
+		{[]Protect{{Path: "/tree/f"}}, "alice", []string{"al-inf"}, ""},
+		{[]Protect{{Path: "/tree/f"}}, "bob", []string{"al-inf"}, "/tree"},
+		// A subtree: every lock below needs a token its principal submits.
+		{[]Protect{{Path: "/tree", Subtree: true}}, "alice", []string{"al-inf"}, ""}, // al-inf covers /tree/x/y
+		{[]Protect{{Path: "/tree", Subtree: true}}, "bob", []string{"bo-deep"}, "/tree"},
+		{[]Protect{{Path: "/tree", Subtree: true}}, "bob", []string{"al-inf", "bo-deep"}, "/tree"},
+		{[]Protect{{Path: "/tree/x/y"}}, "bob", []string{"bo-deep"}, ""},
+		// Shared locks: each user submits their own token; another's does not count.
+		{[]Protect{{Path: "/sh"}}, "bob", []string{"sh-bo"}, ""},
+		{[]Protect{{Path: "/sh"}}, "bob", []string{"sh-al"}, "/sh"},
+		{[]Protect{{Path: "/sh"}}, "carol", []string{"sh-al", "sh-bo"}, "/sh"},
+		{[]Protect{{Path: "/sh"}}, "alice", []string{"sh-bo", "sh-al"}, ""},
 	} {
-		lp, ok := CheckLocks(locks, 10, tc.tokens, tc.need)
+		lp, ok := CheckLocks(locks, 10, tc.principal, tc.tokens, tc.need)
 		if ok != (tc.locked == "") || lp != tc.locked {
-			t.Errorf("CheckLocks(%+v, %v) = %q, %v; want %q", tc.need, tc.tokens, lp, ok, tc.locked)
+			t.Errorf("CheckLocks(%+v, %q, %v) = %q, %v; want %q", tc.need, tc.principal, tc.tokens, lp, ok, tc.locked)
 		}
 	}
 	// A subtree protection reaches locks rooted below it.
 	ls := []metastore.Lock{{Token: "deep", Root: "/p/q/r"}}
-	if lp, ok := CheckLocks(ls, 0, nil, []Protect{{Path: "/p", Subtree: true}}); ok || lp != "/p/q/r" {
+	if lp, ok := CheckLocks(ls, 0, "", nil, []Protect{{Path: "/p", Subtree: true}}); ok || lp != "/p/q/r" {
 		t.Errorf("subtree check missed a lock below: %q %v", lp, ok)
 	}
-	if _, ok := CheckLocks(ls, 0, nil, []Protect{{Path: "/p"}}); !ok {
+	if _, ok := CheckLocks(ls, 0, "", nil, []Protect{{Path: "/p"}}); !ok {
 		t.Error("non-subtree check blocked by a lock below")
 	}
 	if got := LocksCovering(locks, 10, "/a/b/c/x"); len(got) != 1 || got[0].Token != "a" {
 		t.Errorf("LocksCovering = %+v", got)
+	}
+}
+
+// TestLockPrincipal applies entries of two users against locks with and
+// without a principal: the lock keeps the principal the entry gives it,
+// writes, refreshes and unlocks under another user's token are refused at
+// apply time, and a lock without one serves anyone.
+func TestLockPrincipal(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(*testing.T) metastore.Store) {
+		fixture := func(t *testing.T) *env {
+			e := newEnv(t, open(t))
+			e.init()
+			e.mkcol("/d")
+			e.put("/d/f", hA)
+			e.put("/g", hA)
+			e.put("/h", hA)
+			al := lockCmd("/d", "L-alice", true, false, 0)
+			al.User, al.Lock.Principal = UserOf("alice"), "alice"
+			e.ok(al)
+			e.ok(lockCmd("/g", "L-anon", false, false, 0)) // no principal
+			e.mkcol("/e")
+			el := lockCmd("/e", "L-e", false, false, 0)
+			el.User, el.Lock.Principal = UserOf("alice"), "alice"
+			e.ok(el)
+			return e
+		}
+		as := func(user string, c Command) Command { c.User = UserOf(user); return c }
+		put := func(p string, tokens ...string) Command {
+			return Command{Op: OpPut, Path: p, Hash: hB, Tokens: tokens}
+		}
+		cases := []struct {
+			name string
+			cmd  Command
+			want Code
+		}{
+			{"owner writes with her token", as("alice", put("/d/f", "L-alice")), OK},
+			{"another user writes with her token", as("bob", put("/d/f", "L-alice")), Locked},
+			{"anonymous writes with her token", as("", put("/d/f", "L-alice")), Locked},
+			// An entry without a user comes from a leader that did not
+			// record principals: it applies as it did there.
+			{"an older leader's entry writes with her token", put("/d/f", "L-alice"), OK},
+			{"an older leader's entry writes without a token", put("/d/f"), Locked},
+			{"another user creates below with her token", as("bob", put("/d/new", "L-alice")), Locked},
+			{"another user deletes with her token", as("bob", Command{Op: OpDelete, Path: "/d", Tokens: []string{"L-alice"}}), Locked},
+			{"another user moves with her token", as("bob", Command{Op: OpMove, Path: "/d/f", Dest: "/moved", Tokens: []string{"L-alice"}}), Locked},
+			{"another user proppatches with her token", as("bob", Command{Op: OpPropPatch, Path: "/d", Tokens: []string{"L-alice"},
+				Patches: []PropPatch{{Name: pName, Value: "v"}}}), Locked},
+			{"anyone writes under a lock without principal", as("bob", put("/g", "L-anon")), OK},
+			{"owner refreshes", as("alice", Command{Op: OpRefresh, Token: "L-alice", Expires: T(1000)}), OK},
+			{"another user refreshes", as("bob", Command{Op: OpRefresh, Token: "L-alice", Expires: T(1000)}), Forbidden},
+			{"anonymous refreshes", as("", Command{Op: OpRefresh, Token: "L-alice", Expires: T(1000)}), Forbidden},
+			{"an older leader's entry refreshes", Command{Op: OpRefresh, Token: "L-alice", Expires: T(1000)}, OK},
+			{"an older leader's entry unlocks", Command{Op: OpUnlock, Path: "/d", Token: "L-alice"}, OK},
+			{"anyone refreshes a lock without principal", as("bob", Command{Op: OpRefresh, Token: "L-anon", Expires: T(1000)}), OK},
+			{"owner unlocks", as("alice", Command{Op: OpUnlock, Path: "/d/f", Token: "L-alice"}), OK},
+			{"another user unlocks", as("bob", Command{Op: OpUnlock, Path: "/d/f", Token: "L-alice"}), Forbidden},
+			{"another user unlocks elsewhere", as("bob", Command{Op: OpUnlock, Path: "/g", Token: "L-alice"}), Conflict},
+			{"anyone unlocks a lock without principal", as("bob", Command{Op: OpUnlock, Path: "/g", Token: "L-anon"}), OK},
+			{"lock with a principal from an older leader's entry", func() Command {
+				c := lockCmd("/h", "L-h", false, false, 0)
+				c.Lock.Principal = "alice"
+				return c
+			}(), Invalid},
+			{"lock without a principal for a user", func() Command {
+				c := lockCmd("/h", "L-h", false, false, 0)
+				c.User = UserOf("alice")
+				return c
+			}(), Invalid},
+			{"lock for another principal than the entry's", func() Command {
+				c := lockCmd("/h", "L-h", false, false, 0)
+				c.User, c.Lock.Principal = UserOf("bob"), "alice"
+				return c
+			}(), Invalid},
+			{"another user locks in her depth-0 collection with her token", func() Command {
+				c := lockCmd("/e/new", "L-new", false, false, 0, "L-e")
+				c.User, c.Lock.Principal = UserOf("bob"), "bob"
+				return c
+			}(), Locked},
+			{"owner locks in her depth-0 collection with her token", func() Command {
+				c := lockCmd("/e/new", "L-new", false, false, 0, "L-e")
+				c.User, c.Lock.Principal = UserOf("alice"), "alice"
+				return c
+			}(), OK},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				e := fixture(t)
+				before := e.locks()
+				r := e.code(tc.cmd, tc.want)
+				if tc.want == Locked && r.LockedPath == "" {
+					t.Fatalf("Locked without LockedPath: %+v", r)
+				}
+				if tc.want != OK {
+					if after := e.locks(); !slices.Equal(after, before) {
+						t.Fatalf("a refused entry changed the locks: %+v -> %+v", before, after)
+					}
+				}
+			})
+		}
+		// The principal is stored with the lock and survives a refresh.
+		e := fixture(t)
+		r := e.ok(Command{Op: OpRefresh, User: UserOf("alice"), Token: "L-alice", Expires: T(1000), Timeout: 10})
+		if r.Lock.Principal != "alice" {
+			t.Fatalf("refreshed lock %+v lost its principal", r.Lock)
+		}
+		for _, l := range e.locks() {
+			want := map[string]string{"L-alice": "alice", "L-anon": "", "L-e": "alice"}[l.Token]
+			if l.Principal != want {
+				t.Errorf("stored lock %s: principal %q, want %q", l.Token, l.Principal, want)
+			}
+		}
+	})
+}
+
+// TestCommandUser: an entry from a leader that recorded no principal
+// decodes without a user, an anonymous one (the API open) with an empty
+// one (TestLockPrincipal applies both), and both encode as they came.
+func TestCommandUser(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		user *string
+	}{
+		{`{"op":"put","t":0,"p":"/f"}`, nil},
+		{`{"op":"put","t":0,"p":"/f","u":""}`, UserOf("")},
+		{`{"op":"put","t":0,"p":"/f","u":"alice"}`, UserOf("alice")},
+	} {
+		c, err := DecodeCommand([]byte(tc.json))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (c.User == nil) != (tc.user == nil) || (c.User != nil && *c.User != *tc.user) {
+			t.Errorf("%s: User %v, want %v", tc.json, c.User, tc.user)
+		}
+		b, err := c.Encode()
+		if err != nil || string(b) != tc.json {
+			t.Errorf("%s encodes as %s (%v)", tc.json, b, err)
+		}
 	}
 }

@@ -50,6 +50,14 @@ func script() []Command {
 		{Op: OpCopy, Path: "/moved", Dest: "/copy", Overwrite: true, Depth: DepthInfinity},
 		{Op: OpUnlock, Path: "/docs/sub", Token: "tok-1"},
 		{Op: OpMove, Path: "/docs", Dest: "/copy/docs"},
+		// A lock with a principal: only its user may submit its token.
+		func() Command {
+			c := lk("/principal", "tok-4", false, false, 0)
+			c.User, c.Lock.Principal = UserOf("alice"), "alice"
+			return c
+		}(),
+		{Op: OpPut, Path: "/principal", Hash: hB, Size: 2, User: UserOf("bob"), Tokens: []string{"tok-4"}}, // Locked
+		{Op: OpPut, Path: "/principal", Hash: hB, Size: 2, User: UserOf("alice"), Tokens: []string{"tok-4"}},
 	}
 	for i := range cs {
 		cs[i].Time = T(uint64(i + 1))
@@ -170,6 +178,11 @@ func TestSnapshotRestore(t *testing.T) {
 				want := dump(t, src)
 				if !strings.Contains(want, `"raft_addr":"n2:7000"`) {
 					t.Fatalf("dump lacks members:\n%s", want)
+				}
+				// A lock's principal is state like any other (compared
+				// through the dumps below).
+				if !strings.Contains(want, `"token":"tok-4"`) || !strings.Contains(want, `"principal":"alice"`) {
+					t.Fatalf("dump lacks the lock with a principal:\n%s", want)
 				}
 				snap := snapshotBytes(t, f)
 

@@ -132,6 +132,12 @@ type Lock struct {
 	Timeout  int64  `json:"timeout,omitempty"` // seconds requested; 0 means infinite
 	Created  int64  `json:"created"`
 	Expires  int64  `json:"expires,omitempty"` // Unix nanoseconds; 0 means never
+	// Principal is the authenticated user who took the lock (RFC 4918
+	// §6.4: only they may submit its token, refresh it or remove it).
+	// Empty: anyone who presents the token, as for every lock taken while
+	// the WebDAV API was open and every lock stored before dfs recorded
+	// principals.
+	Principal string `json:"principal,omitempty"`
 }
 
 // Expired reports whether the lock has expired at time now (Unix nanoseconds).

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,6 +99,15 @@ type Config struct {
 	// Auth is who may use the WebDAV API (package auth); the zero value
 	// leaves it open.
 	Auth auth.Options
+	// PublicURLs are the URLs clients reach the cluster at besides each
+	// node's own (an Ingress host): a COPY or MOVE Destination may name
+	// them; one naming any other server gets 502 (--public-url,
+	// webdav.ParsePublicURLs).
+	PublicURLs []string
+	// TrustedProxies are the addresses or CIDR prefixes of proxies whose
+	// X-Forwarded-Host and X-Forwarded-Proto are believed for that check
+	// (--trusted-proxies, webdav.ParseTrustedProxies); none by default.
+	TrustedProxies []string
 	// Scrub configures the content scrubber; the zero value disables it.
 	Scrub ScrubConfig
 
@@ -199,12 +209,29 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 // checkConfig fills in cfg's defaults, checks what can be checked before
 // anything is opened, and derives the cluster's configuration (completed
 // by startReplication once the Raft node exists).
+// origins parses where a COPY or MOVE Destination may point besides the
+// node itself (--public-url, --trusted-proxies).
+func origins(cfg *Config) (public []webdav.Origin, proxies []netip.Prefix, err error) {
+	public, err = webdav.ParsePublicURLs(cfg.PublicURLs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: --public-url: %w", err)
+	}
+	proxies, err = webdav.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: --trusted-proxies: %w", err)
+	}
+	return public, proxies, nil
+}
+
 func checkConfig(cfg *Config) (cluster.Config, error) {
 	if cfg.ID == "" {
 		return cluster.Config{}, errors.New("server: a node ID is required (--id)")
 	}
 	if cfg.DataDir == "" {
 		return cluster.Config{}, errors.New("server: a data directory is required (--data-dir)")
+	}
+	if _, _, err := origins(cfg); err != nil {
+		return cluster.Config{}, err
 	}
 	if cfg.GCInterval <= 0 {
 		cfg.GCInterval = 10 * time.Minute
@@ -357,6 +384,10 @@ func (s *Server) buildHTTP(gate *auth.Authenticator, davLimits webdav.Limits) er
 		s.log.Warn().Str("url", s.url).Msg("no --advertise-url: other nodes reach this one at a loopback URL, which only works when every node runs on this machine")
 	}
 	s.metrics = newMetrics(s)
+	publicURLs, trustedProxies, err := origins(&cfg)
+	if err != nil {
+		return err
+	}
 	dav := webdav.New(webdav.Config{
 		Meta:        s.meta,
 		Node:        s.node,
@@ -368,6 +399,8 @@ func (s *Server) buildHTTP(gate *auth.Authenticator, davLimits webdav.Limits) er
 		Limits:      davLimits,
 
 		MaxTreeEntries: cfg.Limits.MaxTreeEntries,
+		PublicURLs:     publicURLs,
+		TrustedProxies: trustedProxies,
 	})
 	s.api = s.routeTable(digests)
 	s.apiMux = s.newMux(s.api)

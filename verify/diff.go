@@ -223,6 +223,6 @@ func lockFields(l *metastore.Lock) [][2]string {
 	return [][2]string{
 		{"root", l.Root}, {"depth", depth}, {"scope", scope}, {"owner", l.Owner},
 		{"timeout", strconv.FormatInt(l.Timeout, 10)}, {"created", strconv.FormatInt(l.Created, 10)},
-		{"expires", strconv.FormatInt(l.Expires, 10)},
+		{"expires", strconv.FormatInt(l.Expires, 10)}, {"principal", l.Principal},
 	}
 }

@@ -1,7 +1,6 @@
 package webdav
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
@@ -14,15 +13,27 @@ import (
 func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
 	move := r.Method == "MOVE"
-	// A Destination naming another host is accepted: behind an ingress it
-	// carries the ingress's host, and the path is all dfs needs.
-	rawDst, _, err := ParseDestination(r.Header.Get("Destination"), r.Host)
-	if err != nil && !errors.Is(err, ErrForeignDestination) {
+	rawDst, dstOrigin, err := ParseDestination(r.Header.Get("Destination"))
+	if err != nil {
 		return &statusError{status: http.StatusBadRequest, msg: "bad Destination header", err: err}
 	}
 	dst, err := fspath.Clean(rawDst)
 	if err != nil {
 		return &statusError{status: http.StatusBadRequest, msg: "bad Destination path", err: err}
+	}
+	// A Destination naming another server gets 502 before the namespace
+	// is looked at: carried out here, it would change this server's
+	// resource at that path, which the client did not name. Behind an
+	// ingress the Destination carries the public host, which isHere
+	// knows from --public-url or a trusted proxy's X-Forwarded-Host.
+	if dstOrigin != (Origin{}) {
+		here, err := h.isHere(ctx, r, dstOrigin)
+		if err != nil {
+			return err
+		}
+		if !here {
+			return errForeignDestination(r, dstOrigin)
+		}
 	}
 	if err := h.checkReserved(dst); err != nil {
 		return err

@@ -106,7 +106,10 @@ func fsmStatus(fe *fsm.Error) *statusError {
 	case fsm.Exists, fsm.PreconditionFailed:
 		se.status = http.StatusPreconditionFailed
 	case fsm.Locked:
-		se.status, se.cond, se.href = http.StatusLocked, "lock-token-submitted", escapePath(fe.Path)
+		se.status, se.cond = http.StatusLocked, "lock-token-submitted"
+		if fe.Path != "" {
+			se.href = escapePath(fe.Path)
+		}
 	case fsm.Forbidden:
 		se.status = http.StatusForbidden
 	case fsm.NotAllowed:

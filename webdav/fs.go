@@ -454,11 +454,14 @@ func (f *file) Patch(patches []xwebdav.Proppatch) ([]xwebdav.Propstat, error) {
 	var fe *fsm.Error
 	switch {
 	case err == nil:
-	case errors.As(err, &fe) && fe.Code == fsm.Locked:
-		pstat.Status = http.StatusLocked
 	case errors.As(err, &fe) && fe.Code == fsm.Forbidden:
+		// A protected (DAV:) property: 403 for it in the 207
+		// (RFC 4918 §9.2.1).
 		pstat.Status = http.StatusForbidden
 	default:
+		// Locked included: the whole request gets 423 with
+		// DAV:lock-token-submitted, as when handleProppatch's own check
+		// finds the lock, rather than a 207 that reads as a success.
 		f.fs.patchErr = err
 		return nil, err
 	}
@@ -568,10 +571,15 @@ func toActiveLock(l metastore.Lock, now time.Time) ActiveLock {
 	return a
 }
 
-// escapePath percent-encodes a clean path for use in an href.
+// escapePath percent-encodes a clean path for use in an href. Any other
+// string (a path from a result no state machine should give: empty,
+// relative) still gives an absolute path rather than a panic.
 func escapePath(p string) string {
 	var b strings.Builder
-	for _, seg := range fspath.Segments(p) {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" {
+			continue
+		}
 		b.WriteByte('/')
 		b.WriteString(url.PathEscape(seg))
 	}

@@ -16,7 +16,13 @@
 // If-None-Match, are checked again when the log entry applies (package
 // fsm) by the very functions the handler calls first (fsm.CheckLocks,
 // fsm.IfMatch, fsm.IfNoneMatch): the two checks cannot disagree, and the
-// log stays the authority even when two requests race.
+// log stays the authority even when two requests race. A lock belongs to
+// the user the request was authenticated as (package auth), which every
+// entry carries: another user's token is not a submitted token (RFC 4918
+// §6.4).
+//
+// COPY and MOVE stay on this server: a Destination URL naming another
+// server gets 502 (origin.go decides which origins are this server's).
 //
 // Limits (limits.go) are checked before a body is read wherever the
 // request says enough: the quota and the data volume's low-water mark
@@ -29,7 +35,8 @@
 // get.go, put.go, mkcol.go, delete.go, copymove.go, prop.go (PROPFIND and
 // PROPPATCH) and lock.go (LOCK and UNLOCK) serve their methods;
 // conditions.go evaluates the If header and the locks for every mutating
-// method; errors.go maps failures to statuses and RFC 4918 error bodies;
+// method; origin.go tells this server's origins from others for
+// Destinations; errors.go maps failures to statuses and RFC 4918 error bodies;
 // fs.go is requestFS. ifheader.go, headers.go, lockxml.go and xmlcheck.go
 // parse and check what clients send.
 package webdav
@@ -40,6 +47,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -108,6 +116,15 @@ type Config struct {
 	// remove or copy (0: no limit); the leader puts it in the entry
 	// (fsm.Command.MaxTree), so every node decides alike.
 	MaxTreeEntries int64
+	// PublicURLs are origins clients reach the cluster at besides each
+	// node's own (an Ingress host, a load balancer): a COPY or MOVE
+	// Destination may name them (ParsePublicURLs; --public-url).
+	PublicURLs []Origin
+	// TrustedProxies are the peers whose X-Forwarded-Host and
+	// X-Forwarded-Proto say which origin a client addressed
+	// (ParseTrustedProxies; --trusted-proxies). Empty: none, the headers
+	// are ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // Handler serves WebDAV. It is safe for concurrent use.
@@ -123,6 +140,9 @@ type Handler struct {
 	limits   Limits
 	uploads  chan struct{} // upload slots; nil: no limit
 	maxTree  int64
+
+	publicURLs     []Origin
+	trustedProxies []netip.Prefix
 }
 
 // New returns a Handler.
@@ -138,6 +158,9 @@ func New(cfg Config) *Handler {
 		observe:  cfg.Observe,
 		limits:   cfg.Limits,
 		maxTree:  cfg.MaxTreeEntries,
+
+		publicURLs:     cfg.PublicURLs,
+		trustedProxies: cfg.TrustedProxies,
 	}
 	if n := cfg.Limits.MaxConcurrentUploads; n > 0 {
 		h.uploads = make(chan struct{}, n)
@@ -170,7 +193,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(sw, r, err)
 	}
 	ev := h.log.Debug()
-	if sw.status >= 500 {
+	// A 502 for a Destination naming another server is the client's
+	// doing, not a failure of the node.
+	if sw.status >= 500 && !errors.Is(err, ErrForeignDestination) {
 		ev = h.log.Warn().Err(err)
 	}
 	if user := auth.User(r.Context()); user != "" {
@@ -213,13 +238,21 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	return fail(http.StatusNotImplemented, "unknown method %q", r.Method)
 }
 
-// propose commits one command; an error is either an *fsm.Error (the entry
-// applied and said no) or ErrUnavailable-wrapped (it did not commit).
+// propose commits one command on behalf of the request's user (the
+// principal every lock check at apply time uses, fixed here in the entry).
+// An error is an *fsm.Error (the entry applied and said no),
+// ErrUnavailable-wrapped (it did not commit) or, for an answer no state
+// machine gives (no result at all), an internal error (500). On success
+// the result is never nil; callers still check the fields they report
+// (describesLock, the PUT's inode) and answer unknownOutcome without them,
+// since an entry found already applied ("replayed") comes back OK but
+// empty.
 func (h *Handler) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	switch cmd.Op {
 	case fsm.OpDelete, fsm.OpCopy, fsm.OpMove:
 		cmd.MaxTree = h.maxTree
 	}
+	cmd.User = fsm.UserOf(auth.User(ctx))
 	res, err := h.node.Propose(ctx, cmd)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -227,10 +260,24 @@ func (h *Handler) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, e
 		}
 		return nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, cmd.Op, cmd.Path, err)
 	}
+	if res == nil {
+		return nil, &statusError{status: http.StatusInternalServerError,
+			msg: fmt.Sprintf("the %s entry for %s committed but the state machine returned no result; its outcome is unknown", cmd.Op, cmd.Path)}
+	}
 	if err := res.Err(); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// unknownOutcome is the answer to a committed entry whose OK result lacks
+// what the response must report (the lock, the new ETag): the state
+// machine found the entry applied already, or returned an impossible
+// result. The change may or may not have happened, so no 2xx is given.
+func unknownOutcome(cmd *fsm.Command, what string, res *fsm.Result) error {
+	return &statusError{status: http.StatusInternalServerError,
+		msg: fmt.Sprintf("the %s entry for %s committed, but its result does not describe %s; its outcome is unknown, check the resource before retrying", cmd.Op, cmd.Path, what),
+		err: fmt.Errorf("fsm result %+v", *res)}
 }
 
 func (h *Handler) handleOptions(w http.ResponseWriter) error {

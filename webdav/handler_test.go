@@ -3,7 +3,7 @@ package webdav_test
 // The handler's own suite: raw HTTP against a real in-process dfs node
 // (node_test.go), asserting exact statuses, headers and effects, including
 // the cases litmus does not exercise (conditional PUTs as gvfs sends them,
-// the ingress Destination, lock persistence across a restart, hostile
+// Destinations naming other servers, lock persistence across a restart, hostile
 // paths, XML limits).
 
 import (
@@ -677,8 +677,12 @@ func TestCopyMove(t *testing.T) {
 			after: state{"/x": ""}},
 		{name: "Destination with a query", method: "COPY", src: "/file", dst: func(n *testNode, d string) string { return n.abs(d + "/x?y=1") }, want: http.StatusBadRequest,
 			after: state{"/x": ""}},
-		{name: "Destination with a foreign host", method: "MOVE", src: "/file", dst: func(_ *testNode, d string) string { return "https://dav.example.com" + d + "/via-ingress" }, want: http.StatusCreated,
-			after: state{"/file": "", "/via-ingress": "file-content"}},
+		{name: "Destination with a foreign host", method: "MOVE", src: "/file", dst: func(_ *testNode, d string) string { return "https://dav.example.com" + d + "/elsewhere" }, want: http.StatusBadGateway,
+			after: state{"/file": "file-content", "/elsewhere": ""}},
+		{name: "Destination with a foreign host, COPY", method: "COPY", src: "/file", dst: func(_ *testNode, d string) string { return "http://elsewhere.example" + d + "/t.txt" }, want: http.StatusBadGateway,
+			after: state{"/file": "file-content", "/t.txt": ""}},
+		{name: "Destination with another port", method: "MOVE", src: "/file", dst: func(_ *testNode, d string) string { return "http://127.0.0.1:1" + d + "/p" }, want: http.StatusBadGateway,
+			after: state{"/file": "file-content", "/p": ""}},
 		{name: "Destination as an absolute path", method: "COPY", src: "/file", dst: func(_ *testNode, d string) string { return d + "/by-path" }, want: http.StatusCreated,
 			after: state{"/by-path": "file-content"}},
 		{name: "Destination percent-encoded", method: "COPY", src: "/file", dst: rel("/sp%20ace%20%C3%A9"), want: http.StatusCreated,
@@ -1509,7 +1513,7 @@ func TestReservedNames(t *testing.T) {
 		{"LOCK", "/metrics", nil, lockInfo("exclusive", "x"), http.StatusForbidden},
 		{"COPY", d + "/f", hdr{"Destination": n.abs("/cluster")}, "", http.StatusForbidden},
 		{"MOVE", d + "/f", hdr{"Destination": n.abs("/healthz")}, "", http.StatusForbidden},
-		{"MOVE", d + "/f", hdr{"Destination": "http://ingress.example/readyz/x"}, "", http.StatusForbidden},
+		{"MOVE", d + "/f", hdr{"Destination": "/readyz/x"}, "", http.StatusForbidden},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.target+tc.h["Destination"], func(t *testing.T) {

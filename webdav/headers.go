@@ -7,13 +7,14 @@ import (
 	"strings"
 )
 
-// ErrForeignDestination is returned by ParseDestination, together with the
-// parsed path and host, when the Destination is an absolute URI naming a
-// host other than the request's. The handler decides: behind an ingress the
-// Destination carries the public host, so it may accept a host from an
-// allow-list or X-Forwarded-Host, and otherwise answer 502 (Bad Gateway,
-// RFC 4918 §9.8.5/§9.9.4) or 400.
-var ErrForeignDestination = errors.New("webdav: Destination names another host")
+// ErrForeignDestination is the cause of the 502 (Bad Gateway, RFC 4918
+// §9.8.5, §9.9.4) a COPY or MOVE gets when its Destination names another
+// server than this one: not the request's own origin, a public URL of the
+// cluster, an origin a trusted proxy reports, nor a member's URL (see
+// Handler.isHere). dfs cannot copy or move a resource to another server,
+// and carrying it out here, at the Destination's path, would change
+// something the client did not name.
+var ErrForeignDestination = errors.New("webdav: Destination names another server")
 
 // ParseDepth parses a Depth header (RFC 4918 §10.2): "0", "1" or "infinity"
 // (case-insensitive, surrounding white space ignored), giving 0, 1 or -1
@@ -49,23 +50,20 @@ func ParseOverwrite(h string) (bool, error) {
 // ParseDestination parses a Destination header (RFC 4918 §10.3): an
 // absolute http or https URI, or an absolute path. It returns the
 // percent-decoded URL path (not yet cleaned: pass it through fspath.Clean;
-// note that %2F decodes to "/", as in net/http's URL.Path) and the URI's
-// host as written ("" for an absolute path).
-//
-// A path-only Destination, or an absolute URI whose host equals reqHost,
-// gives err == nil. Hosts are compared case-insensitively, ignoring the
-// default port of the Destination's scheme on either side. Any other host
-// gives ErrForeignDestination, with path and host still set, so the handler
-// can accept hosts it knows to be its own.
+// note that %2F decodes to "/", as in net/http's URL.Path) and the server
+// the URI names, its Origin: the zero Origin for an absolute path, which
+// names this server. Whether an Origin is this server is the handler's
+// decision (isHere).
 //
 // Malformed values (400) are errors: empty, a relative reference, a
 // network-path reference ("//host/..."), another scheme, a missing host,
 // user info, a query or fragment (a literal "?" or "#" in a name must be
-// escaped), bad percent-escapes, white space or control characters.
-func ParseDestination(h, reqHost string) (path, host string, err error) {
+// escaped), bad percent-escapes, a bad port, white space or control
+// characters.
+func ParseDestination(h string) (path string, dst Origin, err error) {
 	v := strings.Trim(h, " \t")
-	bad := func(why string) (string, string, error) {
-		return "", "", errors.New("webdav: invalid Destination header " + strconv.Quote(h) + ": " + why)
+	bad := func(why string) (string, Origin, error) {
+		return "", Origin{}, errors.New("webdav: invalid Destination header " + strconv.Quote(h) + ": " + why)
 	}
 	if v == "" {
 		return bad("empty")
@@ -86,7 +84,7 @@ func ParseDestination(h, reqHost string) (path, host string, err error) {
 		return bad("query or fragment")
 	}
 	if strings.HasPrefix(v, "/") {
-		return u.Path, "", nil
+		return u.Path, Origin{}, nil
 	}
 	scheme := strings.ToLower(u.Scheme)
 	switch {
@@ -97,30 +95,15 @@ func ParseDestination(h, reqHost string) (path, host string, err error) {
 	case u.User != nil:
 		return bad("user info")
 	}
+	dst, ok := NewOrigin(scheme, u.Host)
+	if !ok {
+		return bad("bad host or port")
+	}
 	path = u.Path
 	if path == "" {
 		path = "/"
 	}
-	if !sameHost(scheme, u.Host, reqHost) {
-		return path, u.Host, ErrForeignDestination
-	}
-	return path, u.Host, nil
-}
-
-// sameHost compares two host[:port] values for a URI of the given scheme.
-func sameHost(scheme, a, b string) bool {
-	def := "80"
-	if scheme == "https" {
-		def = "443"
-	}
-	norm := func(hp string) string {
-		h, p := splitHostPort(strings.ToLower(hp))
-		if p == "" || p == def {
-			return h
-		}
-		return h + ":" + p
-	}
-	return a != "" && b != "" && norm(a) == norm(b)
+	return path, dst, nil
 }
 
 // splitHostPort splits "host:port", "[v6]:port", "host" or "[v6]" without

@@ -60,61 +60,102 @@ func TestParseOverwrite(t *testing.T) {
 }
 
 func TestParseDestination(t *testing.T) {
-	const bad = "bad"
-	foreign := ErrForeignDestination
+	o := func(scheme, host, port string) Origin { return Origin{Scheme: scheme, Host: host, Port: port} }
+	none := Origin{}
+	bad := errors.New("bad")
 	tests := []struct {
-		in, reqHost string
-		path, host  string
-		err         error // nil, foreign, or errors.New(bad) for any other error
+		in   string
+		path string
+		dst  Origin
+		err  error // nil, or bad for any error
 	}{
-		{"/litmus/dest", "dav.example", "/litmus/dest", "", nil},
-		{"http://dav.example/litmus/dest", "dav.example", "/litmus/dest", "dav.example", nil},
-		{"https://dav.example/a%20b/c%25d", "dav.example", "/a b/c%d", "dav.example", nil},
-		{"/a%20b/%C3%A9/", "h", "/a b/\u00e9/", "", nil},
-		{"/a%2Fb", "h", "/a/b", "", nil},
-		{"/../x", "h", "/../x", "", nil}, // not cleaned here
-		{" http://dav.example/x\t", "dav.example", "/x", "dav.example", nil},
-		{"HTTP://DAV.Example/x", "dav.example", "/x", "DAV.Example", nil},
-		{"http://dav.example", "dav.example", "/", "dav.example", nil},
-		{"http://dav.example:80/x", "dav.example", "/x", "dav.example:80", nil},
-		{"http://dav.example/x", "dav.example:80", "/x", "dav.example", nil},
-		{"https://dav.example:443/x", "dav.example", "/x", "dav.example:443", nil},
-		{"http://dav.example:8080/x", "dav.example:8080", "/x", "dav.example:8080", nil},
-		{"http://[::1]:8080/x", "[::1]:8080", "/x", "[::1]:8080", nil},
-		{"http://[::1]/x", "[::1]:80", "/x", "[::1]", nil},
-		{"http://other.example/x", "dav.example", "/x", "other.example", foreign},
-		{"http://dav.example:8080/x", "dav.example", "/x", "dav.example:8080", foreign},
-		{"https://dav.example:80/x", "dav.example", "/x", "dav.example:80", foreign},
-		{"http://dav.example/x", "", "/x", "dav.example", foreign},
-		{"", "h", "", "", errors.New(bad)},
-		{"   ", "h", "", "", errors.New(bad)},
-		{"x/y", "h", "", "", errors.New(bad)},
-		{"//h/x", "h", "", "", errors.New(bad)},
-		{"ftp://h/x", "h", "", "", errors.New(bad)},
-		{"mailto:a@h", "h", "", "", errors.New(bad)},
-		{"http:/x", "h", "", "", errors.New(bad)},
-		{"http:x", "h", "", "", errors.New(bad)},
-		{"http://u:p@h/x", "h", "", "", errors.New(bad)},
-		{"/x?y", "h", "", "", errors.New(bad)},
-		{"/x?", "h", "", "", errors.New(bad)},
-		{"/x#y", "h", "", "", errors.New(bad)},
-		{"http://h/x?y=1", "h", "", "", errors.New(bad)},
-		{"/a%zz", "h", "", "", errors.New(bad)},
-		{"/a b", "h", "", "", errors.New(bad)},
-		{"/a\x00b", "h", "", "", errors.New(bad)},
-		{"http://h:bad/x", "h", "", "", errors.New(bad)},
+		{"/litmus/dest", "/litmus/dest", none, nil},
+		{"http://dav.example/litmus/dest", "/litmus/dest", o("http", "dav.example", "80"), nil},
+		{"https://dav.example/a%20b/c%25d", "/a b/c%d", o("https", "dav.example", "443"), nil},
+		{"/a%20b/%C3%A9/", "/a b/\u00e9/", none, nil},
+		{"/a%2Fb", "/a/b", none, nil},
+		{"/../x", "/../x", none, nil}, // not cleaned here
+		{" http://dav.example/x\t", "/x", o("http", "dav.example", "80"), nil},
+		{"HTTP://DAV.Example/x", "/x", o("http", "dav.example", "80"), nil},
+		{"http://dav.example.", "/", o("http", "dav.example", "80"), nil},
+		{"http://dav.example:80/x", "/x", o("http", "dav.example", "80"), nil},
+		{"https://dav.example:443/x", "/x", o("https", "dav.example", "443"), nil},
+		{"http://dav.example:8080/x", "/x", o("http", "dav.example", "8080"), nil},
+		{"https://dav.example:80/x", "/x", o("https", "dav.example", "80"), nil},
+		{"http://[::1]:8080/x", "/x", o("http", "[::1]", "8080"), nil},
+		{"http://[::1]/x", "/x", o("http", "[::1]", "80"), nil},
+		{"http://10.0.0.1:08080/x", "/x", o("http", "10.0.0.1", "8080"), nil},
+		{"", "", none, bad},
+		{"   ", "", none, bad},
+		{"x/y", "", none, bad},
+		{"//h/x", "", none, bad},
+		{"ftp://h/x", "", none, bad},
+		{"mailto:a@h", "", none, bad},
+		{"http:/x", "", none, bad},
+		{"http:x", "", none, bad},
+		{"http://u:p@h/x", "", none, bad},
+		{"/x?y", "", none, bad},
+		{"/x?", "", none, bad},
+		{"/x#y", "", none, bad},
+		{"http://h/x?y=1", "", none, bad},
+		{"/a%zz", "", none, bad},
+		{"/a b", "", none, bad},
+		{"/a\x00b", "", none, bad},
+		{"http://h:bad/x", "", none, bad},
+		{"http://h:0/x", "", none, bad},
+		{"http://h:65536/x", "", none, bad},
 	}
 	for _, tt := range tests {
-		path, host, err := ParseDestination(tt.in, tt.reqHost)
-		switch {
-		case tt.err == nil && err != nil,
-			tt.err == foreign && !errors.Is(err, foreign),
-			tt.err != nil && tt.err != foreign && (err == nil || errors.Is(err, foreign)):
-			t.Errorf("ParseDestination(%q, %q) error %v, want %v", tt.in, tt.reqHost, err, tt.err)
+		path, dst, err := ParseDestination(tt.in)
+		if (err != nil) != (tt.err != nil) {
+			t.Errorf("ParseDestination(%q) error %v, want error: %v", tt.in, err, tt.err != nil)
 			continue
 		}
-		if path != tt.path || host != tt.host {
-			t.Errorf("ParseDestination(%q, %q) = %q, %q; want %q, %q", tt.in, tt.reqHost, path, host, tt.path, tt.host)
+		if path != tt.path || dst != tt.dst {
+			t.Errorf("ParseDestination(%q) = %q, %+v; want %q, %+v", tt.in, path, dst, tt.path, tt.dst)
+		}
+	}
+}
+
+func TestOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // String(), or "" for an error
+	}{
+		{"https://dav.example.com", "https://dav.example.com"},
+		{"https://DAV.example.com:443/", "https://dav.example.com"},
+		{"http://dav.example.com:8080", "http://dav.example.com:8080"},
+		{"https://dav.example.com:80", "https://dav.example.com:80"},
+		{" http://[fd00::1]:8080 ", "http://[fd00::1]:8080"},
+		{"dav.example.com", ""},
+		{"ftp://dav.example.com", ""},
+		{"https://", ""},
+		{"https://u@dav.example.com", ""},
+		{"https://dav.example.com/dav", ""},
+		{"https://dav.example.com/?x", ""},
+		{"https://dav.example.com:x", ""},
+	} {
+		o, err := ParsePublicURL(tc.in)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("ParsePublicURL(%q) = %v, want an error", tc.in, o)
+		case tc.want != "" && (err != nil || o.String() != tc.want):
+			t.Errorf("ParsePublicURL(%q) = %v, %v; want %s", tc.in, o, err, tc.want)
+		}
+	}
+	if os, err := ParsePublicURLs([]string{"https://a.example, http://b.example:81", "", "https://c.example"}); err != nil || len(os) != 3 {
+		t.Errorf("ParsePublicURLs = %v, %v; want 3 origins", os, err)
+	}
+	ps, err := ParseTrustedProxies([]string{"10.0.0.0/8, 192.168.1.7", "fd00::/8", "::ffff:172.16.0.1", ""})
+	if err != nil || len(ps) != 4 {
+		t.Fatalf("ParseTrustedProxies = %v, %v", ps, err)
+	}
+	if got := ps[3].String(); got != "172.16.0.1/32" {
+		t.Errorf("a mapped IPv4 address becomes %s, want 172.16.0.1/32", got)
+	}
+	for _, in := range []string{"10.0.0.0/33", "proxy.example", "10.0.0.1/8/8", "::ffff:10.0.0.0/104"} {
+		if _, err := ParseTrustedProxies([]string{in}); err == nil {
+			t.Errorf("ParseTrustedProxies(%q): no error", in)
 		}
 	}
 }

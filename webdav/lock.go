@@ -10,6 +10,7 @@ import (
 
 	xwebdav "golang.org/x/net/webdav"
 
+	"github.com/dfs-project/dfs/auth"
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/fspath"
 	"github.com/dfs-project/dfs/metastore"
@@ -66,19 +67,28 @@ func (h *Handler) handleLock(w http.ResponseWriter, r *http.Request, p string) e
 	if err != nil {
 		return err
 	}
+	// The lock belongs to the user the request was authenticated as
+	// (RFC 4918 §6.4); the entry carries the principal, so every node
+	// stores the same. With the API open there is no user: anyone who
+	// presents the token may use the lock.
 	lock := metastore.Lock{
-		Token:    newLockToken(),
-		Root:     p,
-		Infinite: depth == fsm.DepthInfinity,
-		Shared:   info.Shared,
-		Owner:    info.Owner,
-		Timeout:  timeout,
-		Created:  now.UnixNano(),
-		Expires:  expires,
+		Token:     newLockToken(),
+		Root:      p,
+		Infinite:  depth == fsm.DepthInfinity,
+		Shared:    info.Shared,
+		Owner:     info.Owner,
+		Timeout:   timeout,
+		Created:   now.UnixNano(),
+		Expires:   expires,
+		Principal: auth.User(ctx),
 	}
-	res, err := h.propose(ctx, &fsm.Command{Op: fsm.OpLock, Path: p, Lock: &lock, Tokens: tokens})
+	cmd := &fsm.Command{Op: fsm.OpLock, Path: p, Lock: &lock, Tokens: tokens}
+	res, err := h.propose(ctx, cmd)
 	if err != nil {
 		return err
+	}
+	if !describesLock(res.Lock, lock.Token) {
+		return unknownOutcome(cmd, "the lock "+lock.Token, res)
 	}
 	w.Header().Set("Lock-Token", "<"+lock.Token+">")
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
@@ -104,19 +114,32 @@ func (h *Handler) refreshLock(w http.ResponseWriter, r *http.Request, fs *reques
 	if err != nil {
 		return err
 	}
-	var token string
+	// Only the user who took a lock may refresh it (RFC 4918 §6.4): of the
+	// locks the If header names, the first of the client's own is
+	// refreshed; naming only other users' locks is forbidden.
+	principal := auth.User(ctx)
+	var token, others string
 	for _, t := range ifh.Tokens() {
-		for _, l := range activeLocks(locks, p, h.now()) {
-			if l.Token == t {
+		for _, l := range fsm.LocksCovering(locks, h.now().UnixNano(), p) {
+			if l.Token != t {
+				continue
+			}
+			if !fsm.MayUse(l, principal) {
+				others = t
+			} else if token == "" {
 				token = t
 			}
 		}
+	}
+	if token == "" && others != "" {
+		return fail(http.StatusForbidden, "the lock %s belongs to another user: only the user who took a lock may refresh it", others)
 	}
 	if token == "" {
 		return &statusError{status: http.StatusPreconditionFailed, cond: "lock-token-matches-request-uri",
 			msg: "no lock named in the If header covers " + p}
 	}
-	res, err := h.propose(ctx, &fsm.Command{Op: fsm.OpRefresh, Path: p, Token: token, Expires: expires, Timeout: timeout})
+	cmd := &fsm.Command{Op: fsm.OpRefresh, Path: p, Token: token, Expires: expires, Timeout: timeout}
+	res, err := h.propose(ctx, cmd)
 	if err != nil {
 		var fe *fsm.Error
 		if errors.As(err, &fe) && fe.Code == fsm.NotFound {
@@ -124,29 +147,63 @@ func (h *Handler) refreshLock(w http.ResponseWriter, r *http.Request, fs *reques
 		}
 		return err
 	}
+	if !describesLock(res.Lock, token) {
+		return unknownOutcome(cmd, "the lock "+token, res)
+	}
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	return WriteLockResponse(w, toActiveLock(res.Lock, h.now()))
 }
 
 // handleUnlock removes the lock its Lock-Token header names with one log
-// entry.
+// entry. Only the user who took the lock may remove it (RFC 4918 §6.4):
+// anyone can read a token in lockdiscovery, so another user's UNLOCK gets
+// 403, here and again when the entry applies.
 func (h *Handler) handleUnlock(w http.ResponseWriter, r *http.Request, p string) error {
+	ctx := r.Context()
 	t := strings.TrimSpace(r.Header.Get("Lock-Token"))
 	if len(t) < 3 || t[0] != '<' || t[len(t)-1] != '>' {
 		return fail(http.StatusBadRequest, "UNLOCK needs a Lock-Token header: <token>")
 	}
-	_, err := h.propose(r.Context(), &fsm.Command{Op: fsm.OpUnlock, Path: p, Token: t[1 : len(t)-1]})
+	token := t[1 : len(t)-1]
+	locks, err := h.newFS(nil).allLocks(ctx)
+	if err != nil {
+		return err
+	}
+	principal := auth.User(ctx)
+	for _, l := range fsm.LocksCovering(locks, h.now().UnixNano(), p) {
+		if l.Token == token && !fsm.MayUse(l, principal) {
+			return errOthersLock(token)
+		}
+	}
+	_, err = h.propose(ctx, &fsm.Command{Op: fsm.OpUnlock, Path: p, Token: token})
 	if err != nil {
 		var fe *fsm.Error
 		if errors.As(err, &fe) && (fe.Code == fsm.NotFound || fe.Code == fsm.Conflict) {
 			return &statusError{status: http.StatusConflict, cond: "lock-token-matches-request-uri",
 				msg: "the lock token does not name a lock on " + p}
 		}
+		if errors.As(err, &fe) && fe.Code == fsm.Forbidden {
+			return errOthersLock(token)
+		}
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func errOthersLock(token string) error {
+	return fail(http.StatusForbidden, "the lock %s belongs to another user: only the user who took a lock may remove it", token)
+}
+
+// describesLock reports whether a lock from a state machine result is the
+// one with token, with a root a response can name.
+func describesLock(l metastore.Lock, token string) bool {
+	if l.Token != token || l.Root == "" {
+		return false
+	}
+	clean, err := fspath.Clean(l.Root)
+	return err == nil && clean == l.Root
 }
 
 // newLockToken returns a fresh opaquelocktoken URI (RFC 4918 Appendix C):

@@ -215,16 +215,22 @@ func (h *Handler) commitPut(w http.ResponseWriter, r *http.Request, p string, t 
 			ct = ""
 		}
 	}
-	res, err := h.propose(ctx, &fsm.Command{
+	cmd := &fsm.Command{
 		Op: fsm.OpPut, Path: p, Hash: hash, Size: size, ContentType: ct,
 		Tokens: t.tokens, IfMatch: t.ifMatch, IfNoneMatch: t.ifNoneMatch, Quota: quotaBytes,
-	})
+	}
+	res, err := h.propose(ctx, cmd)
 	if err != nil {
 		// Only an entry that applied and said no is final; one whose
 		// outcome is unknown may still apply and needs its content.
 		var fe *fsm.Error
 		refused = errors.As(err, &fe)
 		return err
+	}
+	if res.Inode.Hash != hash || res.Inode.IsDir() {
+		// The content stays (unpinned, not discarded): the entry may
+		// have applied.
+		return unknownOutcome(cmd, "the stored file", res)
 	}
 	w.Header().Set("ETag", fsm.ETag(res.Inode))
 	if res.Created {

@@ -95,7 +95,11 @@ func serverCommand() *cli.Command {
 			"read-only ones: --read-only-users); without it anyone who reaches the port can read\n" +
 			"and write everything. The node API above does not take Basic credentials: /healthz,\n" +
 			"/readyz, /metrics and /cluster/status stay open (probes, Prometheus; no file names),\n" +
-			"the internal calls need the cluster secret.\n\n" +
+			"the internal calls need the cluster secret. A WebDAV lock belongs to the user who\n" +
+			"took it: another user's writes under it get 423, their refresh or UNLOCK 403.\n\n" +
+			"COPY and MOVE stay on this server: a Destination URL must name the URL the request\n" +
+			"was sent to, a --public-url (an Ingress host), a node of the cluster, or the host a\n" +
+			"--trusted-proxies proxy reports in X-Forwarded-Host; any other server gets 502.\n\n" +
 			"Quota and limits (docs/limits.md): --quota-bytes caps the logical bytes of all\n" +
 			"files cluster-wide, and each node keeps the smaller of --min-free-bytes and\n" +
 			"--min-free-percent free on its data volume; writes beyond either get 507.\n" +
@@ -165,6 +169,7 @@ func serverCommand() *cli.Command {
 	}
 	cmd.Flags = append(cmd.Flags, kubeFlags()...)
 	cmd.Flags = append(cmd.Flags, authFlags()...)
+	cmd.Flags = append(cmd.Flags, originFlags()...)
 	cmd.Flags = append(cmd.Flags, limitsFlags()...)
 	cmd.Flags = append(cmd.Flags, scrubFlags()...)
 	cmd.Flags = append(cmd.Flags, tlsFlags()...)
@@ -202,6 +207,8 @@ func runServer(c *cli.Context) error {
 		GCInterval:      c.Duration("gc-interval"),
 		GCGrace:         c.Duration("gc-grace"),
 		Auth:            authOptions(c),
+		PublicURLs:      c.StringSlice("public-url"),
+		TrustedProxies:  c.StringSlice("trusted-proxies"),
 		Limits:          limitsConfig(c),
 		Scrub:           scrubConfig(c),
 		Listen:          listenConfig(c),

@@ -57,6 +57,7 @@ func testLocks(e *env) {
 			Token: "opaquelocktoken:" + token, Root: root, Infinite: true, Shared: token == "b",
 			Owner: `<D:href xmlns:D="DAV:">mailto:ü@example.com</D:href>`, Timeout: 3600,
 			Created: 1_700_000_000_000_000_000, Expires: 1_700_003_600_000_000_000,
+			Principal: map[string]string{"a": "alice", "c": "ünïcode user"}[token], // b: none (any user)
 		}
 	}
 	a, b, c := mk("a", "/a b/日本"), mk("b", "/"), mk("c", "/100%/#x")

@@ -104,3 +104,32 @@ otherwise print as 1.099511627776e+12, a value dfs refuses. */}}
 {{/* Where the htpasswd Secret is mounted: a directory, so that kubelet
 updates it in place (it never updates a subPath mount). */}}
 {{- define "dfs.usersDir" -}}/etc/dfs/users{{- end }}
+
+{{/* --public-url: .Values.publicURLs, or else the Ingress hosts and the
+HTTPRoute hostnames of those enabled (no wildcards), each with https://
+and http://; comma-separated, empty when there are none. */}}
+{{- define "dfs.publicURLs" -}}
+{{- $urls := list }}
+{{- if .Values.publicURLs }}
+{{- $urls = .Values.publicURLs }}
+{{- else }}
+{{- $hosts := list }}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- $hosts = append $hosts .host }}
+{{- end }}
+{{- end }}
+{{- if .Values.httpRoute.enabled }}
+{{- range .Values.httpRoute.hostnames }}
+{{- $hosts = append $hosts . }}
+{{- end }}
+{{- end }}
+{{- range uniq $hosts }}
+{{- if and . (not (hasPrefix "*" .)) }}
+{{- $urls = append $urls (printf "https://%s" .) }}
+{{- $urls = append $urls (printf "http://%s" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- join "," $urls }}
+{{- end }}
