@@ -77,7 +77,9 @@ func (c chunked) Read(p []byte) (int, error) { return c.r.Read(p) }
 // leader and through a follower, and wants the same answers: statuses,
 // the headers that matter, and error bodies.
 func TestForwardingKeepsWebDAVSemantics(t *testing.T) {
-	nodes, leader := start3(t, server.Config{})
+	// Behind an Ingress, Destination carries the Ingress's host: the
+	// nodes are told it is theirs (--public-url).
+	nodes, leader := start3(t, server.Config{PublicURLs: []string{"https://dav.example.com"}})
 	follower := testcluster.Followers(nodes, leader)[0]
 
 	type step struct {
