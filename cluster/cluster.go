@@ -180,7 +180,7 @@ func (c *Config) Validate() error {
 		return errors.New("cluster: --peers is only used with --bootstrap-expect")
 	}
 	if c.BootstrapExpect > 0 {
-		if n := len(dedupe(c.Peers)); n < c.BootstrapExpect-1 || n > c.BootstrapExpect {
+		if n := len(UniqueURLs(c.Peers)); n < c.BootstrapExpect-1 || n > c.BootstrapExpect {
 			return fmt.Errorf("cluster: --peers lists %d distinct URLs but --bootstrap-expect is %d: list all %d nodes (this one may be included)",
 				n, c.BootstrapExpect, c.BootstrapExpect)
 		}
@@ -205,7 +205,9 @@ func checkBaseURL(s string) error {
 	return nil
 }
 
-func dedupe(list []string) []string {
+// UniqueURLs drops repeated node URLs (and trailing slashes), keeping the
+// first occurrence of each.
+func UniqueURLs(list []string) []string {
 	var out []string
 	for _, s := range list {
 		s = strings.TrimRight(s, "/")
@@ -248,7 +250,7 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	cfg.URL = strings.TrimRight(cfg.URL, "/")
-	cfg.Join, cfg.Peers = dedupe(cfg.Join), dedupe(cfg.Peers)
+	cfg.Join, cfg.Peers = UniqueURLs(cfg.Join), UniqueURLs(cfg.Peers)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{
 		cfg:     cfg,

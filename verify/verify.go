@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,7 +81,7 @@ var errMoved = errors.New("cluster: a node applied another log entry during the 
 // non-nil only when urls is empty or ctx ends.
 func Replicas(ctx context.Context, c *cluster.Client, urls []string, opt Options) (Report, error) {
 	opt.setDefaults()
-	urls = dedupe(urls)
+	urls = cluster.UniqueURLs(urls)
 	if len(urls) == 0 {
 		return Report{}, errors.New("cluster: verify: no node URLs")
 	}
@@ -350,16 +349,4 @@ func (v *verifier) targetIndex(ctx context.Context) (index uint64, leaderURL str
 	}
 	v.progress("no leader gave a read index; comparing at the highest applied index reported, %d", index)
 	return index, ""
-}
-
-// dedupe drops repeated node URLs (and trailing slashes).
-func dedupe(list []string) []string {
-	var out []string
-	for _, s := range list {
-		s = strings.TrimRight(s, "/")
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
