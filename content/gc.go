@@ -116,7 +116,9 @@ func (s *Store) tryDelete(ctx context.Context, refs RefCounter, h string, minAge
 	if minAge > 0 && time.Since(fi.ModTime()) < minAge {
 		return keptYoung, 0, nil
 	}
-	if mt := fi.ModTime(); mt.Before(s.opened) && time.Since(mt) < s.pinWindow {
+	// Release only: the sweep runs once the node has caught up, so every
+	// entry that referenced content before a restart is applied by then.
+	if mt := fi.ModTime(); minAge == 0 && mt.Before(s.opened) && time.Since(mt) < s.pinWindow {
 		return keptPinned, 0, nil // may have been pinned by the previous process
 	}
 	if err := os.Remove(p); err != nil {
