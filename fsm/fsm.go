@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -69,8 +70,10 @@ type FSM struct {
 	unconfirmed *outcome
 	// high is the highest applied index the store has been seen at or
 	// given: a store found below it lost data (see CheckStore).
-	high    uint64
-	history History // where a store that lost data is rebuilt from
+	high     uint64
+	highSeen atomic.Uint64 // high, for readers that do not hold mu
+	checkNow chan struct{} // asks WatchStore for a check at once
+	history  History       // where a store that lost data is rebuilt from
 	// replaying is set while a rebuild replays the log: the store is
 	// behind high on purpose.
 	replaying bool
@@ -139,6 +142,8 @@ func New(store metastore.Store, log zerolog.Logger, opts ...Option) *FSM {
 		ctx:    ctx,
 		cancel: cancel,
 		notify: make(chan struct{}),
+
+		checkNow: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(f)
@@ -160,12 +165,29 @@ func (f *FSM) Store() metastore.Reader { return f.store }
 // AppliedIndex returns the index of the last entry committed to the store.
 // Only entries that reach the FSM (commands) count, so it can be lower
 // than Raft's applied index; compare it with other nodes' AppliedIndex.
+//
+// A store found below the highest index the state machine reached lost
+// data (see CheckStore): AppliedIndex then fails with ErrRebuilding and
+// asks for a check at once, so that no read is served from the lost
+// state in the second before the periodic check would notice.
 func (f *FSM) AppliedIndex(ctx context.Context) (uint64, error) {
 	i, err := f.store.AppliedIndex(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("fsm: read applied index: %w", err)
 	}
+	if h := f.highSeen.Load(); i < h {
+		select {
+		case f.checkNow <- struct{}{}:
+		default:
+		}
+		return 0, fmt.Errorf("%w: the store is at index %d, below the %d it had reached", ErrRebuilding, i, h)
+	}
 	return i, nil
+}
+
+func (f *FSM) setHigh(i uint64) {
+	f.high = i
+	f.highSeen.Store(i)
 }
 
 // WaitApplied blocks until the store has applied index (read-your-writes
@@ -289,7 +311,7 @@ func (f *FSM) applyEntryLocked(ctx context.Context, index uint64, cmd *Command, 
 		return nil, fmt.Errorf("fsm: commit entry %d: %w", index, err)
 	}
 	f.unconfirmed = nil
-	f.high = max(f.high, index)
+	f.setHigh(max(f.high, index))
 	f.setApplied(index)
 	if !hooks {
 		return o.res, nil

@@ -87,6 +87,7 @@ func (f *FSM) WatchStore(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-f.checkNow:
 		}
 		cctx, cancel := context.WithTimeout(ctx, max(interval, 5*time.Second))
 		if err := f.CheckStore(cctx); err != nil && ctx.Err() == nil {
@@ -102,7 +103,7 @@ func (f *FSM) verifyStoreLocked(ctx context.Context) error {
 		return fmt.Errorf("fsm: read applied index: %w", err)
 	}
 	if cur >= f.high {
-		f.high = cur
+		f.setHigh(cur)
 		if !f.appliedOK || f.applied != cur {
 			f.setApplied(cur)
 		}
@@ -131,7 +132,8 @@ func (f *FSM) rebuildLocked(ctx context.Context, found uint64) (err error) {
 	defer func() {
 		if err != nil {
 			// Half rebuilt: nothing is applied until a rebuild succeeds.
-			f.high, f.appliedOK = max(f.high, target), false
+			f.setHigh(max(f.high, target))
+			f.appliedOK = false
 		}
 	}()
 	var from uint64
@@ -199,7 +201,8 @@ func (f *FSM) ResetStore(ctx context.Context) error {
 	if err := f.store.Reset(ctx); err != nil {
 		return fmt.Errorf("fsm: reset store: %w", err)
 	}
-	f.high, f.unconfirmed = 0, nil
+	f.setHigh(0)
+	f.unconfirmed = nil
 	f.setApplied(0)
 	return nil
 }

@@ -196,3 +196,42 @@ func TestRefCountDuringRestore(t *testing.T) {
 		t.Fatalf("RefCount after the restore = %d, %v; want 1", n, err)
 	}
 }
+
+// TestAppliedIndexRefusesLostStore checks that the applied index a reader
+// waits for is refused, not reported, as soon as the store went back: a
+// read or a write's pre-check in the second before the periodic check
+// would otherwise be answered from the lost state.
+func TestAppliedIndexRefusesLostStore(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(*testing.T) metastore.Store) {
+		ctx := context.Background()
+		s := open(t)
+		f := New(s, zerolog.Nop(), WithTempDir(t.TempDir()))
+		h := &memHistory{entries: map[uint64][]byte{}}
+		f.SetHistory(h)
+		for i, c := range script()[:6] {
+			data, _ := c.Encode()
+			h.entries[uint64(i+1)] = data
+			if _, err := f.ApplyEntry(ctx, uint64(i+1), data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i, err := f.AppliedIndex(ctx); err != nil || i != 6 {
+			t.Fatalf("AppliedIndex = %d, %v", i, err)
+		}
+		if err := s.Reset(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i, err := f.AppliedIndex(ctx); !errors.Is(err, ErrRebuilding) {
+			t.Fatalf("AppliedIndex of a flushed store = %d, %v; want ErrRebuilding", i, err)
+		}
+		if err := f.WaitApplied(ctx, 1); !errors.Is(err, ErrRebuilding) {
+			t.Fatalf("WaitApplied on a flushed store = %v; want ErrRebuilding", err)
+		}
+		if err := f.CheckStore(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i, err := f.AppliedIndex(ctx); err != nil || i != 6 {
+			t.Fatalf("AppliedIndex after the rebuild = %d, %v", i, err)
+		}
+	})
+}

@@ -419,7 +419,7 @@ func (f *FSM) restoreLocked(ctx context.Context, r io.Reader) (uint64, error) {
 	}
 	f.setApplied(info.Index)
 	// A restore defines the state from here on, even an older one.
-	f.high = info.Index
+	f.setHigh(info.Index)
 	f.log.Info().Uint64("index", info.Index).Int64("inodes", got.Inodes).Msg("snapshot restored")
 	return info.Index, nil
 }

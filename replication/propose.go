@@ -136,6 +136,11 @@ func (n *Node) LeaderReady(ctx context.Context) error {
 	if role != raft.Leader.String() {
 		return n.notLeader()
 	}
+	// Every write: a store that lost data since the last check must not
+	// answer the write's pre-checks (ErrRebuilding until it is rebuilt).
+	if _, err := n.fsm.AppliedIndex(ctx); err != nil {
+		return fmt.Errorf("replication: %w", err)
+	}
 	n.leaderMu.Lock()
 	defer n.leaderMu.Unlock()
 	if n.readyTerm == term {
