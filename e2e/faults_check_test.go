@@ -15,10 +15,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/anishathalye/porcupine"
 
 	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/verify"
@@ -121,9 +124,10 @@ func readState(ctx context.Context, hc *http.Client, base, key string) (string, 
 	return state, err
 }
 
-// checkFinal reads every key of every client from every member and
-// compares the members' namespaces.
-func (r *faultRun) checkFinal(ctx context.Context, sum *faultSummary) {
+// checkFinal reads every key of every client and every shared register
+// path from every member and compares the members' namespaces. It returns
+// the members `dfs cluster verify` finds different or cannot compare.
+func (r *faultRun) checkFinal(ctx context.Context, sum *faultSummary) []string {
 	t := r.t
 	divergent := map[string]bool{}
 	all := append(append([]*faultClient{}, r.clients...), r.probe, r.xfer)
@@ -170,6 +174,36 @@ func (r *faultRun) checkFinal(ctx context.Context, sum *faultSummary) {
 			}
 		}
 	}
+	// The shared register paths: read from every member, these reads join
+	// the history the linearizability check takes (checkShared).
+	for _, p := range r.shared.regs {
+		keys++
+		seen := map[string][]string{}
+		for _, n := range r.members {
+			start := time.Now()
+			st, err := readState(ctx, r.check, n.url, p)
+			if err != nil {
+				t.Errorf("final read of %s on %s: %v", p, n.name, err)
+				continue
+			}
+			r.hist.add(faultOp{Client: "check", Node: n.name, Kind: "GET", Path: p, State: st, Start: start, End: time.Now(), Outcome: opOK, Status: 200})
+			seen[st] = append(seen[st], n.name)
+		}
+		if len(seen) > 1 {
+			t.Errorf("nodes disagree on %s: %v", p, seen)
+			best := 0
+			for _, ns := range seen {
+				best = max(best, len(ns))
+			}
+			for _, ns := range seen {
+				if len(ns) < best {
+					for _, n := range ns {
+						divergent[n] = true
+					}
+				}
+			}
+		}
+	}
 	t.Logf("final check: %d keys read from %d nodes", keys, len(r.members))
 
 	// Nothing exists that no client created (a half-done MOVE or COPY, a
@@ -179,13 +213,20 @@ func (r *faultRun) checkFinal(ctx context.Context, sum *faultSummary) {
 	if err != nil {
 		t.Errorf("no leader for the final comparison: %v", err)
 		sum.divergent = len(r.members)
-		return
+		var all []string
+		for _, n := range r.members {
+			all = append(all, n.name)
+		}
+		return all
 	}
 	ref, err := r.namespace(ctx, l)
 	if err != nil {
 		t.Errorf("namespace of %s: %v", l.name, err)
 	}
-	known := map[string]bool{"/": true}
+	known := map[string]bool{"/": true, "/fc-reg": true, "/fc-shared": true, r.shared.lockPath: true}
+	for _, p := range r.shared.regs {
+		known[p] = true
+	}
 	for _, c := range all {
 		known[strings.TrimSuffix(c.root(), "/")] = true
 		for key := range c.keys {
@@ -201,10 +242,43 @@ func (r *faultRun) checkFinal(ctx context.Context, sum *faultSummary) {
 
 	// Every node against the others, namespace, properties, locks, members
 	// and content (re-hashed): the product's own `dfs cluster verify`.
-	for _, n := range r.verify(ctx) {
+	bad := r.verify(ctx)
+	for _, n := range bad {
 		divergent[n] = true
 	}
 	sum.divergent = len(divergent)
+	return bad
+}
+
+// checkShared judges the shared paths' history: each register path's
+// operations for linearizability (porcupine), acknowledged writes that
+// reads prove were not applied, and exclusive locks held twice at once.
+func (r *faultRun) checkShared(sum *faultSummary) {
+	t := r.t
+	ops := r.hist.regOps(r.shared.regs, r.epoch)
+	start := time.Now()
+	results := checkRegisters(ops, time.Minute, visualizationDir("dfs-faults-"+r.c.prefix))
+	for _, res := range results {
+		switch res.Result {
+		case porcupine.Illegal:
+			sum.notLinearizable++
+			t.Errorf("not linearizable: the history of %s (%d operations, %d pending at infinity; times from the run's start); visualization: %s\n%s",
+				res.Path, res.Ops, res.Pending, res.Visualization, res.Explanation)
+		case porcupine.Unknown:
+			sum.inconclusive++
+			t.Logf("linearizability of %s: inconclusive, porcupine ran out of time (%d operations, %d pending at infinity)", res.Path, res.Ops, res.Pending)
+		}
+	}
+	t.Logf("linearizability: %d register paths, %d operations, checked in %v: %d not linearizable, %d inconclusive",
+		len(results), len(ops), time.Since(start).Round(time.Millisecond), sum.notLinearizable, sum.inconclusive)
+	for _, v := range falseWrites(ops) {
+		r.hist.violation(&r.hist.falseAnswers, "%s", v)
+	}
+	grants := r.shared.allGrants()
+	for _, v := range doubleGrants(r.shared.lockPath, grants) {
+		r.hist.violation(&r.hist.falseAnswers, "%s", v)
+	}
+	t.Logf("exclusive locks: %d granted on %s", len(grants), r.shared.lockPath)
 }
 
 // verify runs verify.Replicas (deep: every node re-hashes its content) over
@@ -285,4 +359,14 @@ func (r *faultRun) namespace(ctx context.Context, n *faultNode) (props, error) {
 		m["sha256"] = st
 	}
 	return got, nil
+}
+
+// visualizationDir is where illegal histories' visualizations go: a
+// directory that outlives the test (its path is logged).
+func visualizationDir(prefix string) string {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return ""
+	}
+	return dir
 }

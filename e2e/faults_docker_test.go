@@ -1,14 +1,19 @@
 //go:build docker
 
 // The fault suite's containers (TestFaults, faults_test.go): each dfs node
-// is laid out like a pod of the Helm chart. A Redis container owns the
-// node's network namespace (as a pod's sandbox does): it is the one on the
-// suite's bridge network, at a fixed address and under the node's DNS name
-// (dfs-0, dfs-1, ...), with its own volume for the append-only file. The
-// dfs container runs in that namespace (--network container:...) with its
-// own volume for /data, and gets the chart's environment contract:
-// DFS_BOOTSTRAP_EXPECT with DFS_PEERS, DFS_ADVERTISE_URL (the DNS name)
-// and DFS_RAFT_ADVERTISE (the node's IP, as the chart's pod IP).
+// is laid out like a pod of the Helm chart. A sandbox container owns the
+// node's network namespace (as a pod's pause container does): it is the
+// one on the suite's bridge network, at a fixed address and under the
+// node's DNS name (dfs-0, dfs-1, ...), and runs nothing but an idle
+// redis-server that listens on no TCP port (the Redis image is the only
+// one at hand that holds a long-running program besides dfs). The node's Redis
+// (with its own volume for the append-only file) and its dfs container
+// (with its own volume for /data) run in that namespace (--network
+// container:...), so either can be killed, restarted or replaced while
+// the other keeps its network, as a pod's containers can. dfs gets the
+// chart's environment contract: DFS_BOOTSTRAP_EXPECT with DFS_PEERS,
+// DFS_ADVERTISE_URL (the DNS name) and DFS_RAFT_ADVERTISE (the node's IP,
+// as the chart's pod IP).
 //
 // Everything the suite creates is named <prefix><name> with a per-run
 // random prefix and carries the label dfs.e2e=faults, so that leftovers of
@@ -55,13 +60,14 @@ func dockerRun(ctx context.Context, timeout time.Duration, args ...string) (stri
 	return strings.TrimSpace(string(out)), nil
 }
 
-// faultNode is one dfs node: its two containers and two volumes.
+// faultNode is one dfs node: its three containers and two volumes.
 type faultNode struct {
-	name  string // the node's ID and DNS name: dfs-0, dfs-1, ...
-	ip    string // on the main network
-	redis string // container owning the network namespace
-	dfs   string // the dfs container
-	url   string // http://<ip>:8080, reachable from the test process
+	name    string // the node's ID and DNS name: dfs-0, dfs-1, ...
+	ip      string // on the main network
+	sandbox string // container owning the network namespace
+	redis   string // the node's Redis, and its volume
+	dfs     string // the dfs container, and its volume
+	url     string // http://<ip>:8080, reachable from the test process
 
 	// partitioned is where the node's namespace is attached: "" (the main
 	// network), "none" (no network) or "minority" (the second network).
@@ -84,6 +90,9 @@ type faultCluster struct {
 	extra   []string // extra dfs server flags for every node
 	cleanMu sync.Mutex
 	cleaned bool
+
+	panicMu sync.Mutex
+	panics  int // lines of dfs logs that report a panic (scanPanics)
 }
 
 // newFaultCluster removes leftovers of earlier runs, creates the networks
@@ -146,7 +155,7 @@ func newFaultCluster(ctx context.Context, t *testing.T, size int, dfsImg, redImg
 	}
 	for i := range max(size, 5) {
 		name := fmt.Sprintf("dfs-%d", i)
-		n := &faultNode{name: name, ip: nodeIP(i), redis: c.prefix + name + "-redis", dfs: c.prefix + name}
+		n := &faultNode{name: name, ip: nodeIP(i), sandbox: c.prefix + name + "-sandbox", redis: c.prefix + name + "-redis", dfs: c.prefix + name}
 		n.url = "http://" + n.ip + ":8080"
 		c.nodes = append(c.nodes, n)
 		if i < size {
@@ -217,6 +226,19 @@ func (c *faultCluster) dumpLogs() {
 		if out, err := dockerRun(ctx, 20*time.Second, "logs", "--tail", "40", n.dfs); err == nil {
 			c.t.Logf("--- %s (last 40 log lines)\n%s", n.name, out)
 		}
+		// What the node said about its metadata store, over the whole run.
+		if out, err := dockerRun(ctx, 20*time.Second, "logs", n.dfs); err == nil {
+			var lines []string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, `"component":"fsm"`) && !strings.Contains(l, "snapshot taken") {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) > 0 {
+				c.t.Logf("--- %s: its state machine's log lines other than snapshots (last 30 of %d)\n%s",
+					n.name, len(lines), strings.Join(lines[max(0, len(lines)-30):], "\n"))
+			}
+		}
 	}
 }
 
@@ -230,19 +252,22 @@ func (c *faultCluster) addNode(ctx context.Context, i int) error {
 	n := c.nodes[i]
 	name := n.name
 	n.partitioned = ""
-	for _, v := range []string{n.redis, n.dfs} {
-		if _, err := dockerRun(ctx, time.Minute, "volume", "create", "--label", faultsLabel, v); err != nil {
-			return err
-		}
+	if _, err := dockerRun(ctx, time.Minute, "volume", "create", "--label", faultsLabel, n.dfs); err != nil {
+		return err
 	}
-	if _, err := dockerRun(ctx, 2*time.Minute, "run", "-d", "--name", n.redis, "--label", faultsLabel,
+	// The sandbox: an idle redis-server on no TCP port (only a socket
+	// nobody uses, as it exits when it listens nowhere), nothing on disk.
+	if _, err := dockerRun(ctx, 2*time.Minute, "run", "-d", "--name", n.sandbox, "--label", faultsLabel,
 		"--network", c.net, "--ip", n.ip, "--network-alias", name, "--hostname", name,
-		"-v", n.redis+":/data", c.redImg,
-		"--bind", "127.0.0.1", "--port", "6379", "--protected-mode", "yes", "--save", ""); err != nil {
+		"--mount", "type=tmpfs,destination=/data", c.redImg,
+		"--port", "0", "--unixsocket", "/dev/shm/sandbox.sock", "--appendonly", "no", "--save", ""); err != nil {
+		return err
+	}
+	if err := c.startRedis(ctx, n); err != nil {
 		return err
 	}
 	args := []string{"run", "-d", "--name", n.dfs, "--label", faultsLabel,
-		"--network", "container:" + n.redis, "-v", n.dfs + ":/data",
+		"--network", "container:" + n.sandbox, "-v", n.dfs + ":/data",
 		"-e", "DFS_ID=" + name,
 		"-e", "DFS_HTTP_ADDR=:8080",
 		"-e", "DFS_RAFT_ADDR=0.0.0.0:7000",
@@ -256,20 +281,39 @@ func (c *faultCluster) addNode(ctx context.Context, i int) error {
 		"-e", "DFS_ADDR=http://127.0.0.1:8080",
 		c.dfsImg, "server"}
 	args = append(args, c.extra...)
-	// Redis must accept connections before dfs opens its store.
-	if err := pollUntil(ctx, 30*time.Second, func() error {
-		_, err := dockerRun(ctx, 10*time.Second, "exec", n.redis, "/usr/local/bin/redis-cli", "ping")
-		return err
-	}); err != nil {
-		return fmt.Errorf("%s: Redis not up: %w", name, err)
-	}
 	_, err := dockerRun(ctx, 2*time.Minute, args...)
 	return err
 }
 
-// removeNode removes a node's containers and, if wipe, its volumes.
+// startRedis creates the node's Redis container in its sandbox's network
+// namespace (and its volume, if missing: a fresh volume is an empty Redis)
+// and waits until it answers.
+func (c *faultCluster) startRedis(ctx context.Context, n *faultNode) error {
+	if _, err := dockerRun(ctx, time.Minute, "volume", "create", "--label", faultsLabel, n.redis); err != nil {
+		return err
+	}
+	if _, err := dockerRun(ctx, 2*time.Minute, "run", "-d", "--name", n.redis, "--label", faultsLabel,
+		"--network", "container:"+n.sandbox, "-v", n.redis+":/data", c.redImg,
+		"--bind", "127.0.0.1", "--port", "6379", "--protected-mode", "yes", "--save", ""); err != nil {
+		return err
+	}
+	// Redis must accept connections before dfs opens its store.
+	if err := c.waitRedis(ctx, n); err != nil {
+		return fmt.Errorf("%s: Redis not up: %w", n.name, err)
+	}
+	return nil
+}
+
+// redisCLI runs redis-cli in the node's Redis container.
+func (c *faultCluster) redisCLI(ctx context.Context, n *faultNode, args ...string) (string, error) {
+	return dockerRun(ctx, 20*time.Second, append([]string{"exec", n.redis, "/usr/local/bin/redis-cli"}, args...)...)
+}
+
+// removeNode removes a node's containers and, if wipe, its volumes. The
+// dfs container's log is scanned for panics first.
 func (c *faultCluster) removeNode(ctx context.Context, n *faultNode, wipe bool) error {
-	if _, err := dockerRun(ctx, time.Minute, "rm", "-f", n.dfs, n.redis); err != nil {
+	c.scanPanics(ctx, n)
+	if _, err := dockerRun(ctx, time.Minute, "rm", "-f", n.dfs, n.redis, n.sandbox); err != nil {
 		return err
 	}
 	if wipe {
@@ -292,7 +336,7 @@ func (c *faultCluster) isolate(ctx context.Context, n *faultNode) error {
 	if n.partitioned != "" {
 		return nil
 	}
-	if _, err := dockerRun(ctx, time.Minute, "network", "disconnect", c.net, n.redis); err != nil {
+	if _, err := dockerRun(ctx, time.Minute, "network", "disconnect", c.net, n.sandbox); err != nil {
 		return err
 	}
 	n.partitioned = "none"
@@ -306,7 +350,7 @@ func (c *faultCluster) toMinority(ctx context.Context, n *faultNode) error {
 	if err := c.isolate(ctx, n); err != nil {
 		return err
 	}
-	if _, err := dockerRun(ctx, time.Minute, "network", "connect", "--alias", n.name, c.net2, n.redis); err != nil {
+	if _, err := dockerRun(ctx, time.Minute, "network", "connect", "--alias", n.name, c.net2, n.sandbox); err != nil {
 		return err
 	}
 	n.partitioned = "minority"
@@ -319,11 +363,11 @@ func (c *faultCluster) heal(ctx context.Context, n *faultNode) error {
 	case "":
 		return nil
 	case "minority":
-		if _, err := dockerRun(ctx, time.Minute, "network", "disconnect", c.net2, n.redis); err != nil {
+		if _, err := dockerRun(ctx, time.Minute, "network", "disconnect", c.net2, n.sandbox); err != nil {
 			return err
 		}
 	}
-	if _, err := dockerRun(ctx, time.Minute, "network", "connect", "--ip", n.ip, "--alias", n.name, c.net, n.redis); err != nil {
+	if _, err := dockerRun(ctx, time.Minute, "network", "connect", "--ip", n.ip, "--alias", n.name, c.net, n.sandbox); err != nil {
 		return err
 	}
 	n.partitioned = ""

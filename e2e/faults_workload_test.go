@@ -4,6 +4,9 @@
 // (its own http.Client) and owns a key space (/fc-<client>/...), so every
 // key has a single writer that issues one operation at a time: the checker
 // reasons per key, without a linearizability search over all clients.
+// Besides, all clients share a few register paths (/fc-reg/r<i>), whose
+// history porcupine checks for linearizability after the run, and one
+// exclusive lock target (/fc-shared/locked) they contend for (faultShared).
 //
 // Per key the client keeps a model of the states the key may be in:
 //
@@ -35,29 +38,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-const (
-	stAbsent = "absent"
-	stDir    = "dir"
-	propNS   = "urn:dfs-faults:"
-)
-
-type outcome int
-
-const (
-	opOK      outcome = iota // acknowledged (2xx)
-	opFailed                 // definitely not done (a 4xx that says so)
-	opUnknown                // timeout, connection error, 5xx
-)
-
-func (o outcome) String() string {
-	return [...]string{"ok", "failed", "unknown"}[o]
-}
 
 // faultOp is one operation of the history.
 type faultOp struct {
@@ -73,12 +61,117 @@ type faultOp struct {
 // faultHistory is every operation of a run, and the violations found while
 // it ran.
 type faultHistory struct {
-	mu         sync.Mutex
-	ops        []faultOp
-	violations []string
-	stale      int
-	partial    int
-	failedSeen int
+	mu           sync.Mutex
+	ops          []faultOp
+	violations   []string
+	stale        int
+	partial      int
+	failedSeen   int
+	falseAnswers int
+
+	// Why outcomes were unknown: counts and a few examples per cause.
+	unknownWhy     map[string]int
+	unknownSamples map[string][]string
+
+	versions map[string]bool // every content state a client made, before sending it
+
+	epoch time.Time // the run's start: violations say when they were found, from it and in UTC (as the nodes' logs)
+}
+
+func (h *faultHistory) noteVersion(state string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.versions == nil {
+		h.versions = map[string]bool{}
+	}
+	h.versions[state] = true
+}
+
+// unknownCount is how many outcomes were unknown for the cause.
+func (h *faultHistory) unknownCount(cause string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.unknownWhy[cause]
+}
+
+// noteUnknown records why an operation's outcome is unknown: a 5xx (one
+// that reports a panic is a false answer: the node claims an internal
+// failure it should not have), a broken connection, a timeout.
+func (h *faultHistory) noteUnknown(what string, status int, detail string) {
+	cause := "other"
+	switch {
+	case status >= 500 && strings.Contains(strings.ToLower(detail), "panic"):
+		cause = "5xx-panic"
+		h.violation(&h.falseAnswers, "false answer: %s answered %d reporting a panic: %.300s", what, status, detail)
+	case status >= 500:
+		cause = strconv.Itoa(status)
+	case status > 0:
+		cause = strconv.Itoa(status)
+	case strings.Contains(detail, "context canceled"):
+		cause = "cancelled (the workload's end)"
+	case strings.Contains(detail, "EOF"), strings.Contains(detail, "connection reset"), strings.Contains(detail, "broken pipe"):
+		cause = "connection broken (EOF, reset)"
+	case strings.Contains(detail, "deadline exceeded"), strings.Contains(detail, "Timeout"), strings.Contains(detail, "timeout"):
+		cause = "timeout"
+	case strings.Contains(detail, "connection refused"):
+		cause = "connection refused"
+	case strings.Contains(detail, "no route to host"), strings.Contains(detail, "network is unreachable"):
+		cause = "unreachable"
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.unknownWhy == nil {
+		h.unknownWhy, h.unknownSamples = map[string]int{}, map[string][]string{}
+	}
+	h.unknownWhy[cause]++
+	if len(h.unknownSamples[cause]) < 3 {
+		h.unknownSamples[cause] = append(h.unknownSamples[cause], fmt.Sprintf("%s: %.200s", what, detail))
+	}
+}
+
+// newestAckedPuts returns the acknowledged PUTs, newest first.
+func (h *faultHistory) newestAckedPuts() []faultOp {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []faultOp
+	for i := len(h.ops) - 1; i >= 0; i-- {
+		if op := h.ops[i]; op.Kind == "PUT" && op.Outcome == opOK {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+// isVersion tells whether a content state is one a client made (and may
+// have sent), or the shared lock target's.
+func (h *faultHistory) isVersion(state string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.versions[state] {
+		return true
+	}
+	for _, op := range h.ops {
+		if op.Kind == "PUT" && op.State == state {
+			return true
+		}
+	}
+	return false
+}
+
+// regOps returns the operations on the given paths as the register
+// checker takes them, times relative to epoch.
+func (h *faultHistory) regOps(paths []string, epoch time.Time) []regOp {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []regOp
+	for _, op := range h.ops {
+		if !slices.Contains(paths, op.Path) {
+			continue
+		}
+		out = append(out, regOp{Client: op.Client, Node: op.Node, Path: op.Path, Kind: op.Kind, Value: op.State,
+			Status: op.Status, Outcome: op.Outcome, Call: op.Start.Sub(epoch), Return: op.End.Sub(epoch)})
+	}
+	return out
 }
 
 func (h *faultHistory) add(op faultOp) {
@@ -94,7 +187,8 @@ func (h *faultHistory) violation(kind *int, format string, args ...any) {
 		*kind++
 	}
 	if len(h.violations) < 200 {
-		h.violations = append(h.violations, fmt.Sprintf(format, args...))
+		now := time.Now()
+		h.violations = append(h.violations, fmt.Sprintf("[%+.3fs, %s] ", now.Sub(h.epoch).Seconds(), now.UTC().Format("15:04:05.000Z"))+fmt.Sprintf(format, args...))
 	}
 }
 
@@ -170,19 +264,61 @@ func (m *keyModel) classify(s string) string {
 
 func one(s string) map[string]bool { return map[string]bool{s: true} }
 
+// faultShared is what the workload clients share: register paths that
+// every client PUTs, GETs, PROPFINDs and DELETEs concurrently (checked for
+// linearizability once the run is over, faults_linear_test.go), and one
+// exclusive lock target they all try to LOCK, whose grants are checked for
+// two holders at once.
+type faultShared struct {
+	epoch    time.Time // times in grants are relative to it
+	regs     []string
+	lockPath string
+
+	mu     sync.Mutex
+	grants []lockGrant
+}
+
+func newFaultShared(epoch time.Time, nregs int) *faultShared {
+	s := &faultShared{epoch: epoch, lockPath: "/fc-shared/locked"}
+	for i := range nregs {
+		s.regs = append(s.regs, fmt.Sprintf("/fc-reg/r%d", i))
+	}
+	return s
+}
+
+func (s *faultShared) grant(g lockGrant) {
+	s.mu.Lock()
+	s.grants = append(s.grants, g)
+	s.mu.Unlock()
+}
+
+func (s *faultShared) allGrants() []lockGrant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.grants)
+}
+
 // faultClient is one WebDAV client bound to one node.
 type faultClient struct {
-	id    string
-	node  *faultNode
-	http  *http.Client
-	rnd   *rand.Rand
-	seed  uint64
-	hist  *faultHistory
-	keys  map[string]*keyModel
-	seq   uint64 // versions written
-	prop  int    // last property value sent
-	files []string
-	dirs  []string
+	id     string
+	node   *faultNode
+	http   *http.Client
+	rnd    *rand.Rand
+	seed   uint64
+	hist   *faultHistory
+	keys   map[string]*keyModel
+	seq    uint64 // versions written
+	prop   int    // last property value sent
+	files  []string
+	dirs   []string
+	shared *faultShared // nil for the probe and upload clients
+
+	// stable are the paths that exist from the setup on and that nothing
+	// deletes (the client's root, lock target and property file, and the
+	// shared collections and lock target); set when the workload starts.
+	// An answer that says one of them, or the parent collection of a
+	// request's target, does not exist is false.
+	stable map[string]bool
 
 	opTimeout time.Duration
 }
@@ -222,7 +358,9 @@ func (c *faultClient) version(size int64) (seed uint64, state string) {
 	seed = c.seed<<20 ^ c.seq
 	h := sha256.New()
 	_, _ = io.Copy(h, newGenReader(seed, size))
-	return seed, "sha256:" + hex.EncodeToString(h.Sum(nil))
+	state = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	c.hist.noteVersion(state)
+	return seed, state
 }
 
 // send performs one request and classifies its outcome. ok lists the
@@ -241,15 +379,19 @@ func (c *faultClient) send(ctx context.Context, method, path string, body io.Rea
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	what := method + " " + path + " via " + c.node.name
 	resp, err := c.http.Do(req)
 	if err != nil {
+		c.hist.noteUnknown(what, 0, err.Error())
 		return opUnknown, nil, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
+		c.hist.noteUnknown(what, 0, err.Error())
 		return opUnknown, resp, nil, err
 	}
+	c.checkRefusal(what, method, path, hdr["Destination"], resp.StatusCode, data)
 	for _, s := range ok {
 		if resp.StatusCode == s {
 			return opOK, resp, data, nil
@@ -260,7 +402,42 @@ func (c *faultClient) send(ctx context.Context, method, path string, body io.Rea
 			return opFailed, resp, data, nil
 		}
 	}
+	c.hist.noteUnknown(what, resp.StatusCode, string(bytes.TrimSpace(data)))
 	return opUnknown, resp, data, nil
+}
+
+// checkRefusal counts an answer that says a stable path does not exist
+// (404), or that the parent collection of the target (or of a COPY's or
+// MOVE's destination) does not (409), when that collection is stable: the
+// history proves it exists, so the refusal is a false answer.
+func (c *faultClient) checkRefusal(what, method, p, dest string, status int, body []byte) {
+	if c.stable == nil {
+		return
+	}
+	parent := func(p string) string { return path.Dir(strings.TrimSuffix(p, "/")) + "/" }
+	switch {
+	case status == http.StatusNotFound && c.stable[p]:
+		c.hist.violation(&c.hist.falseAnswers, "false answer: %s answered 404 although %s exists from the setup on: %.200s", what, p, bytes.TrimSpace(body))
+	case status == http.StatusConflict && method != "UNLOCK" && c.stable[parent(p)]:
+		c.hist.violation(&c.hist.falseAnswers, "false answer: %s answered 409 although its parent %s exists from the setup on: %.200s", what, parent(p), bytes.TrimSpace(body))
+	case status == http.StatusConflict && dest != "" && c.stable[parent(strings.TrimPrefix(dest, c.node.url))]:
+		c.hist.violation(&c.hist.falseAnswers, "false answer: %s answered 409 although the destination's parent %s exists from the setup on: %.200s", what, parent(strings.TrimPrefix(dest, c.node.url)), bytes.TrimSpace(body))
+	}
+}
+
+// noteRead records why a read told nothing.
+func (c *faultClient) noteRead(what string, err error) {
+	if err == nil {
+		return
+	}
+	status := 0
+	// readFile and propfind0 report an answer as "<METHOD> <path>: <status> ...".
+	if _, rest, ok := strings.Cut(err.Error(), ": "); ok {
+		if n, err := strconv.Atoi(strings.SplitN(rest, " ", 2)[0]); err == nil {
+			status = n
+		}
+	}
+	c.hist.noteUnknown(what+" via "+c.node.name, status, err.Error())
 }
 
 // record adds an operation to the history.
@@ -432,6 +609,10 @@ func (c *faultClient) setup(ctx context.Context) error {
 
 // run issues operations until ctx ends.
 func (c *faultClient) run(ctx context.Context) {
+	c.stable = map[string]bool{c.root(): true, c.lockPath(): true, c.propPath(): true}
+	if c.shared != nil {
+		c.stable["/fc-reg/"], c.stable["/fc-shared/"], c.stable[c.shared.lockPath] = true, true, true
+	}
 	for ctx.Err() == nil {
 		o := c.step(ctx)
 		pause := 20 * time.Millisecond
@@ -447,8 +628,18 @@ func (c *faultClient) run(ctx context.Context) {
 
 func (c *faultClient) pick(keys []string) string { return keys[c.rnd.IntN(len(keys))] }
 
-// step issues one random operation and returns its outcome.
+// step issues one random operation and returns its outcome: one in five
+// on the shared register paths, one in twenty on the shared lock, the rest
+// on the client's own keys.
 func (c *faultClient) step(ctx context.Context) outcome {
+	if c.shared != nil {
+		switch r := c.rnd.IntN(100); {
+		case r < 20:
+			return c.regStep(ctx)
+		case r < 25:
+			return c.sharedLock(ctx)
+		}
+	}
 	r := c.rnd.IntN(100)
 	switch {
 	case r < 30: // PUT, new or overwrite; one in ten of 1 to 3 MiB
@@ -464,6 +655,8 @@ func (c *faultClient) step(ctx context.Context) outcome {
 		c.record("GET", p, "", st, start, map[bool]outcome{true: opOK, false: opUnknown}[ok], nil, err)
 		if ok {
 			c.observe(p, st, "GET "+p)
+		} else {
+			c.noteRead("GET "+p, err)
 		}
 		return map[bool]outcome{true: opOK, false: opUnknown}[ok]
 	case r < 58: // DELETE a file
@@ -522,6 +715,8 @@ func (c *faultClient) step(ctx context.Context) outcome {
 		c.record("PROPFIND", p, "", st, start, map[bool]outcome{true: opOK, false: opUnknown}[ok], nil, err)
 		if ok {
 			c.observe(p, st, "PROPFIND "+p)
+		} else {
+			c.noteRead("PROPFIND "+p, err)
 		}
 		return opOK
 	case r < 91: // LOCK, then UNLOCK
@@ -545,6 +740,8 @@ func (c *faultClient) step(ctx context.Context) outcome {
 		c.record("PROPFIND", c.propPath(), "", st, start, map[bool]outcome{true: opOK, false: opUnknown}[ok], nil, err)
 		if ok {
 			c.observe(c.propKey(), st, "PROPFIND "+c.propPath())
+		} else {
+			c.noteRead("PROPFIND "+c.propPath(), err)
 		}
 		return opOK
 	}
@@ -556,17 +753,104 @@ func (c *faultClient) step(ctx context.Context) outcome {
 func (c *faultClient) lockUnlock(ctx context.Context) outcome {
 	body := `<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>` + c.id + `</D:owner></D:lockinfo>`
 	start := time.Now()
-	o, resp, _, err := c.send(ctx, "LOCK", c.lockPath(), strings.NewReader(body), int64(len(body)),
+	o, resp, data, err := c.send(ctx, "LOCK", c.lockPath(), strings.NewReader(body), int64(len(body)),
 		map[string]string{"Content-Type": "application/xml", "Timeout": "Second-20"}, []int{http.StatusOK}, []int{http.StatusLocked})
 	c.record("LOCK", c.lockPath(), "", "", start, o, resp, err)
 	if o != opOK {
 		return o
 	}
 	token := resp.Header.Get("Lock-Token")
+	lockStart, timeout := start, parseTimeout(data, 20*time.Second)
 	start = time.Now()
 	o, resp, _, err = c.send(ctx, "UNLOCK", c.lockPath(), nil, 0, map[string]string{"Lock-Token": token},
 		[]int{http.StatusNoContent}, []int{http.StatusConflict})
-	c.record("UNLOCK", c.lockPath(), "", "", start, o, resp, err)
+	op := c.record("UNLOCK", c.lockPath(), "", "", start, o, resp, err)
+	c.checkUnlock(op, token, lockStart, timeout)
+	return o
+}
+
+// checkUnlock counts an UNLOCK refused with 409 (the lock does not cover
+// the resource) although the lock was granted and cannot have expired
+// before the UNLOCK was answered: the lock was lost, or the answer is
+// false. Only the client holds its token and nothing deletes the locked
+// resources.
+func (c *faultClient) checkUnlock(op faultOp, token string, lockStart time.Time, timeout time.Duration) {
+	if op.Outcome == opFailed && op.Status == http.StatusConflict && op.End.Before(lockStart.Add(timeout)) {
+		c.hist.violation(&c.hist.falseAnswers, "false answer: UNLOCK %s via %s answered 409 for lock %s, granted %v earlier with a timeout of %v",
+			op.Path, op.Node, token, op.End.Sub(lockStart).Round(time.Millisecond), timeout)
+	}
+}
+
+// regStep issues one operation on a shared register path: PUT (a new
+// version, 100 B to 8 KiB), GET, PROPFIND or DELETE.
+func (c *faultClient) regStep(ctx context.Context) outcome {
+	p := c.pick(c.shared.regs)
+	start := time.Now()
+	switch r := c.rnd.IntN(100); {
+	case r < 45:
+		size := int64(100 + c.rnd.IntN(8<<10))
+		seed, state := c.version(size)
+		o, resp, _, err := c.send(ctx, http.MethodPut, p, newGenReader(seed, size), size, nil,
+			[]int{http.StatusCreated, http.StatusNoContent}, []int{http.StatusConflict, http.StatusPreconditionFailed, http.StatusLocked})
+		c.record("PUT", p, "", state, start, o, resp, err)
+		return o
+	case r < 85:
+		st, ok, err := readFile(ctx, c.http, c.node.url, p)
+		o := map[bool]outcome{true: opOK, false: opUnknown}[ok]
+		c.record("GET", p, "", st, start, o, nil, err)
+		if !ok {
+			c.noteRead("GET "+p, err)
+		}
+		return o
+	case r < 93:
+		st, ok, err := statCollection(ctx, c.http, c.node.url, p)
+		if st == "file" {
+			st = stPresent
+		}
+		o := map[bool]outcome{true: opOK, false: opUnknown}[ok]
+		c.record("PROPFIND", p, "", st, start, o, nil, err)
+		if !ok {
+			c.noteRead("PROPFIND "+p, err)
+		}
+		return o
+	default:
+		o, resp, _, err := c.send(ctx, http.MethodDelete, p, nil, 0, nil, []int{http.StatusNoContent, http.StatusOK}, []int{http.StatusNotFound})
+		c.record("DELETE", p, "", stAbsent, start, o, resp, err)
+		return o
+	}
+}
+
+// sharedLock takes an exclusive write lock (timeout 10 s) on the shared
+// lock target, holds it for 100 to 400 ms and releases it. Every granted
+// lock is kept with when it was certainly held (doubleGrants checks that
+// no two overlap). A lock whose LOCK outcome is unknown may block the
+// others (423) until it expires.
+func (c *faultClient) sharedLock(ctx context.Context) outcome {
+	const timeout = 10 * time.Second
+	p := c.shared.lockPath
+	body := `<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>` + c.id + `</D:owner></D:lockinfo>`
+	start := time.Now()
+	o, resp, data, err := c.send(ctx, "LOCK", p, strings.NewReader(body), int64(len(body)),
+		map[string]string{"Content-Type": "application/xml", "Timeout": "Second-10"}, []int{http.StatusOK}, []int{http.StatusLocked})
+	op := c.record("LOCK", p, "", "", start, o, resp, err)
+	if o != opOK {
+		return o
+	}
+	epoch := c.shared.epoch
+	g := lockGrant{Client: c.id, Node: c.node.name, Token: resp.Header.Get("Lock-Token"),
+		Call: start.Sub(epoch), Return: op.End.Sub(epoch), Timeout: min(timeout, parseTimeout(data, timeout))}
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Duration(100+c.rnd.IntN(300)) * time.Millisecond):
+	}
+	g.Release = time.Since(epoch)
+	c.shared.grant(g)
+	// Released even when the workload is over, so that no lock outlives it.
+	start = time.Now()
+	o, resp, _, err = c.send(context.WithoutCancel(ctx), "UNLOCK", p, nil, 0, map[string]string{"Lock-Token": g.Token},
+		[]int{http.StatusNoContent}, []int{http.StatusConflict})
+	uop := c.record("UNLOCK", p, "", "", start, o, resp, err)
+	c.checkUnlock(uop, g.Token, op.Start, g.Timeout)
 	return o
 }
 
