@@ -171,11 +171,14 @@ func (f *FSM) Store() metastore.Reader { return f.store }
 // asks for a check at once, so that no read is served from the lost
 // state in the second before the periodic check would notice.
 func (f *FSM) AppliedIndex(ctx context.Context) (uint64, error) {
+	// high only moves after the store committed that index, so read it
+	// first: a commit between the two reads then cannot look like a loss.
+	h := f.highSeen.Load()
 	i, err := f.store.AppliedIndex(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("fsm: read applied index: %w", err)
 	}
-	if h := f.highSeen.Load(); i < h {
+	if i < h {
 		select {
 		case f.checkNow <- struct{}{}:
 		default:
