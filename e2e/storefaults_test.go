@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	bolt "go.etcd.io/bbolt"
 )
 
 // redisOf connects to a node's own redis-server, as an operator's
@@ -147,10 +148,10 @@ func TestRedisStallAnswers503(t *testing.T) {
 func TestCorruptBoltRebuilt(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		off, len int64 // bytes overwritten; a negative off counts from the middle
+		off, len int64 // bytes overwritten; a negative off picks a leaf page in use
 	}{
 		{"both meta pages", 0, 8192},
-		{"a page in the middle", -1, 4096},
+		{"a leaf page in use", -1, 4096},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := startNode(t, embedded)
@@ -163,13 +164,9 @@ func TestCorruptBoltRebuilt(t *testing.T) {
 			}
 			n.kill(t)
 			path := filepath.Join(n.spec.DataDir, "meta.db")
-			fi, err := os.Stat(path)
-			if err != nil {
-				t.Fatal(err)
-			}
 			off := tc.off
 			if off < 0 {
-				off = fi.Size() / 2 / 4096 * 4096
+				off = leafPageInUse(t, path)
 			}
 			f, err := os.OpenFile(path, os.O_WRONLY, 0)
 			if err != nil {
@@ -193,4 +190,38 @@ func TestCorruptBoltRebuilt(t *testing.T) {
 			d.put("/b/after.txt", []byte("after\n"))
 		})
 	}
+}
+
+// leafPageInUse returns the file offset of a leaf page that holds data,
+// the middle one of them: a page picked by position alone may be free,
+// and damage to a free page is rightly not noticed.
+func leafPageInUse(t *testing.T, path string) int64 {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var leaves []int64
+	err = db.View(func(tx *bolt.Tx) error {
+		for id := 2; ; id++ {
+			p, err := tx.Page(id)
+			if err != nil {
+				return err
+			}
+			if p == nil {
+				return nil
+			}
+			if p.Type == "leaf" && p.Count > 0 {
+				leaves = append(leaves, int64(id))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leaves) == 0 {
+		t.Fatal("the store has no leaf page in use")
+	}
+	return leaves[len(leaves)/2] * int64(db.Info().PageSize)
 }
