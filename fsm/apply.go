@@ -48,6 +48,8 @@ type applier struct {
 	bumped    map[metastore.ID]bool
 	usage     int64 // logical bytes this entry adds (negative: frees)
 	tree      int64 // inodes removed or copied so far (see Command.MaxTree)
+	areaSeq   int   // subtrees this entry put into a work area (areaName)
+	areas     map[metastore.ID]bool
 
 	locks       []metastore.Lock
 	locksLoaded bool
@@ -110,8 +112,12 @@ func (a *applier) checkQuota() (*Result, error) {
 
 func (a *applier) dispatch() (*Result, error) {
 	c := a.cmd
-	if c.Op != OpInit && c.Op != OpExpire && c.Op != OpRefresh && c.Op != OpMember && c.Op != OpRemoveMember && !validPath(c.Path) {
-		return fail(Invalid, "%s: bad path %q", c.Op, c.Path), nil
+	switch c.Op {
+	case OpInit, OpExpire, OpRefresh, OpMember, OpRemoveMember, OpPurge, OpCopyStep:
+	default:
+		if !validPath(c.Path) {
+			return fail(Invalid, "%s: bad path %q", c.Op, c.Path), nil
+		}
 	}
 	switch c.Op {
 	case OpInit:
@@ -134,6 +140,10 @@ func (a *applier) dispatch() (*Result, error) {
 		return a.unlock()
 	case OpExpire:
 		return a.expire()
+	case OpPurge:
+		return a.purge()
+	case OpCopyStep:
+		return a.copyStep()
 	case OpMember:
 		if c.Member == nil || c.Member.ID == "" {
 			return fail(Invalid, "member: no member"), nil
@@ -340,8 +350,12 @@ func (a *applier) removeTree(t target, unlink bool) error {
 }
 
 // countTree counts one more inode removed or copied and fails the entry
-// once Command.MaxTree is passed.
+// once Command.MaxTree is passed. Entries with steps check the limit up
+// front instead (copyMove), and remove without one.
 func (a *applier) countTree() error {
+	if a.cmd.Step > 0 {
+		return nil
+	}
 	a.tree++
 	if m := a.cmd.MaxTree; m > 0 && a.tree > m {
 		return &failure{fail(Forbidden, "%s %s: the subtree has more than %d entries, the most one request may remove or copy on this cluster (--max-tree-entries); delete or copy its subfolders one at a time",
@@ -485,7 +499,7 @@ func (a *applier) delete() (*Result, error) {
 	if r, err := a.checkLocks(Protect{Path: c.Path, Subtree: true}, Protect{Path: dirOf(c.Path)}); r != nil || err != nil {
 		return r, err
 	}
-	if err := a.removeTree(t, true); err != nil {
+	if err := a.remove(t, true); err != nil {
 		return nil, err
 	}
 	a.bump(t.parent)

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/dfs-project/dfs/fspath"
@@ -69,8 +70,17 @@ func (a *applier) copyMove(move bool) (*Result, error) {
 	if r, err := a.checkLocks(need...); r != nil || err != nil {
 		return r, err
 	}
+	if !move && depth == DepthInfinity && src.node.IsDir() && c.Step > 0 {
+		staged, res, err := a.checkTree(src)
+		if res != nil || err != nil {
+			return res, err
+		}
+		if staged {
+			return a.stageCopy(src, dst)
+		}
+	}
 	if dst.exists {
-		if err := a.removeTree(dst, false); err != nil {
+		if err := a.remove(dst, false); err != nil {
 			return nil, err
 		}
 	}
@@ -103,17 +113,8 @@ func (a *applier) copyTree(in metastore.Inode, depth int) (metastore.Inode, erro
 	if err := a.countTree(); err != nil {
 		return metastore.Inode{}, err
 	}
-	id, err := a.newID()
+	n, err := a.copyInode(in)
 	if err != nil {
-		return metastore.Inode{}, err
-	}
-	n := in
-	n.ID, n.Created, n.Modified = id, a.cmd.Time, a.cmd.Time
-	a.b.PutInode(n)
-	if !n.IsDir() {
-		a.addRef(n.Hash, 1, n.Size)
-	}
-	if err := a.copyProps(in.ID, id); err != nil {
 		return metastore.Inode{}, err
 	}
 	if !in.IsDir() || depth == 0 {
@@ -128,9 +129,44 @@ func (a *applier) copyTree(in metastore.Inode, depth int) (metastore.Inode, erro
 		if err != nil {
 			return metastore.Inode{}, err
 		}
-		a.b.Link(id, e.Name, child.ID)
+		a.b.Link(n.ID, e.Name, child.ID)
 	}
 	return n, nil
+}
+
+// checkTree measures the source tree of a COPY with steps: it refuses a
+// tree above MaxTree (Forbidden) and one whose bytes the quota cannot take
+// (InsufficientStorage), up front, and says whether the copy is too large
+// for this entry and must be staged. The steps of a staged copy are not
+// checked against the quota again: what was admitted here completes.
+func (a *applier) checkTree(src target) (staged bool, res *Result, err error) {
+	c := a.cmd
+	limit := c.Step
+	switch {
+	case c.MaxTree > 0:
+		limit = max(limit, c.MaxTree)
+	case c.Quota > 0:
+		limit = math.MaxInt64 - 1 // the bytes of the whole tree are needed
+	}
+	n, bytes, err := a.measure(src.node, limit)
+	if err != nil {
+		return false, nil, err
+	}
+	if c.MaxTree > 0 && n > c.MaxTree {
+		return false, fail(Forbidden, "copy %s: the subtree has more than %d entries, the most one COPY may copy on this cluster (--max-tree-entries); copy its subfolders one at a time",
+			c.Path, c.MaxTree), nil
+	}
+	if c.Quota > 0 && bytes > 0 {
+		used, err := a.r.UsedBytes(a.ctx)
+		if err != nil {
+			return false, nil, fmt.Errorf("fsm: read used bytes: %w", err)
+		}
+		if used+bytes > c.Quota {
+			return false, fail(InsufficientStorage, "copy %s: quota %d bytes, used %d, the copy needs %d more",
+				c.Path, c.Quota, used, bytes), nil
+		}
+	}
+	return n > c.Step, nil, nil
 }
 
 func (a *applier) copyProps(from, to metastore.ID) error {

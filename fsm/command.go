@@ -23,6 +23,8 @@ const (
 	OpRefresh   Op = "refresh"   // the lock Token gets a new Expires
 	OpUnlock    Op = "unlock"    // the lock Token goes away
 	OpExpire    Op = "expire"    // every lock expired at Time goes away
+	OpPurge     Op = "purge"     // up to Step inodes of the detached subtrees go away
+	OpCopyStep  Op = "copy-step" // up to Step more inodes of the staged copy Job are copied; the last step links it
 
 	OpMember       Op = "member"        // Member joins the cluster or changes its addresses
 	OpRemoveMember Op = "remove-member" // Member.ID leaves the cluster
@@ -71,6 +73,17 @@ type Command struct {
 	// replayed on every restart. Apply refuses it (Forbidden) as soon as
 	// the count passes the limit, so the work done is bounded too.
 	MaxTree int64 `json:"mt,omitempty"`
+
+	// Step is the most inodes the entry removes or copies itself, set by
+	// the leader (TreeStep). A larger subtree is not built into one store
+	// transaction: a DELETE or an overwrite detaches it into the purge
+	// area and OpPurge entries remove it, a COPY stages it and OpCopyStep
+	// entries build it; the leader proposes those until the work is done,
+	// and the next leader resumes it. 0: an entry from before steps
+	// existed, which does all its work at once, as it did when applied.
+	Step int64 `json:"st,omitempty"`
+	// Job names the staged copy an OpCopyStep continues.
+	Job string `json:"job,omitempty"`
 
 	// OpCopy / OpMove
 	Depth     int  `json:"dp,omitempty"` // 0 or DepthInfinity (OpCopy)
@@ -187,6 +200,11 @@ type Result struct {
 	Msg     string          // human-readable detail for errors
 	Created bool            // a new resource was created (201 rather than 204)
 	Inode   metastore.Inode // the resulting inode (OpPut, OpMkcol, OpLock, OpCopy, OpMove)
+	// Job is set when an OpCopy was staged: the copy appears at its
+	// destination once the OpCopyStep entries for Job have built it.
+	Job string
+	// More is set by OpPurge and OpCopyStep when work remains.
+	More bool
 	Lock    metastore.Lock  // OpLock / OpRefresh: the lock as stored
 	// LockedPath is the path whose lock blocked the command (Code == Locked).
 	LockedPath string

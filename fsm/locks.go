@@ -40,6 +40,9 @@ func LocksCovering(locks []metastore.Lock, now int64, p string) []metastore.Lock
 // open, or stored before dfs recorded principals) may be used by anyone
 // who presents its token.
 func MayUse(l metastore.Lock, principal string) bool {
+	if isFreeze(l) {
+		return false
+	}
 	return l.Principal == "" || l.Principal == principal || principal == anyPrincipal
 }
 
@@ -80,6 +83,12 @@ func CheckLocks(locks []metastore.Lock, now int64, principal string, tokens []st
 }
 
 func writable(locks []metastore.Lock, now int64, principal string, tokens []string, p string) (string, bool) {
+	// A tree frozen for a staged copy is not writable with any token.
+	for _, l := range locks {
+		if isFreeze(l) && Covers(l, p) {
+			return l.Root, false
+		}
+	}
 	blocking := ""
 	for _, l := range locks {
 		if l.Expired(now) || !Covers(l, p) {

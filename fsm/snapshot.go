@@ -21,6 +21,7 @@ import (
 //	{"format":"dfs-fsm-snapshot","version":1,"index":N,"inodes":I,"props":P,"locks":L,"members":M}
 //	{"t":"i","i":{root inode},"pr":{...}}                   the root, if stored
 //	{"t":"i","p":parentID,"n":"name","i":{inode},"pr":{...}} every other inode, preorder
+//	{"t":"i","i":{work area},...} and its inodes               the purge and staging areas, if stored
 //	{"t":"l","l":{lock}}                                    every lock
 //	{"t":"m","m":{member}}                                  every cluster member
 //	{"t":"end","c":{"inodes":I,"props":P,"locks":L,"members":M}}
@@ -131,6 +132,22 @@ func writeState(ctx context.Context, r metastore.Reader, w io.Writer, onFile fun
 	}
 	if err := walk(metastore.RootID); err != nil {
 		return c, err
+	}
+	// The work areas of bounded subtree work, after the namespace.
+	for _, id := range []metastore.ID{metastore.PurgeID, metastore.StagingID} {
+		area, err := r.Get(ctx, id)
+		if errors.Is(err, metastore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return c, fmt.Errorf("fsm: read work area %d: %w", id, err)
+		}
+		if err := emit(0, "", area); err != nil {
+			return c, err
+		}
+		if err := walk(id); err != nil {
+			return c, err
+		}
 	}
 	locks, err := r.Locks(ctx)
 	if err != nil {
@@ -429,7 +446,8 @@ func restoreInode(b *metastore.Batch, rec *record) error {
 	if in == nil || in.ID == 0 || (in.Kind != metastore.KindFile && in.Kind != metastore.KindDir) {
 		return errors.New("fsm: restore: bad inode record")
 	}
-	if (in.ID == metastore.RootID) != (rec.Parent == 0) || (rec.Parent != 0 && rec.Name == "") {
+	top := in.ID == metastore.RootID || in.ID == metastore.PurgeID || in.ID == metastore.StagingID
+	if top != (rec.Parent == 0) || (rec.Parent != 0 && rec.Name == "") {
 		return fmt.Errorf("fsm: restore: inode %d has a bad parent or name", in.ID)
 	}
 	b.PutInode(*in)

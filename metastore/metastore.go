@@ -50,6 +50,17 @@ type ID uint64
 // RootID is the inode of the namespace root "/".
 const RootID ID = 1
 
+// PurgeID and StagingID are collections no path leads to, for the subtree
+// work one log entry must not do at once (see package fsm): PurgeID holds
+// the subtrees a DELETE or an overwrite detached from the namespace until
+// they are removed in bounded steps; StagingID holds copies being built in
+// bounded steps until they are linked at their destination. The state
+// machine's inode IDs start at 1<<20, so these never clash with one.
+const (
+	PurgeID   ID = 2
+	StagingID ID = 3
+)
+
 // Kind says whether an inode is a file or a collection.
 type Kind uint8
 
