@@ -154,7 +154,6 @@ func (w *stagedWalk) walk(srcDir, dstDir metastore.ID, rel []string) (bool, erro
 	if err != nil {
 		return false, fmt.Errorf("fsm: list inode %d: %w", srcDir, err)
 	}
-	slices.SortFunc(ents, func(x, y metastore.Dirent) int { return strings.Compare(x.Name, y.Name) })
 	// resume is the part of the resume point below this directory.
 	var resume []string
 	if len(w.last) > len(rel) && slices.Equal(w.last[:len(rel)], rel) {

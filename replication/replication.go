@@ -90,6 +90,8 @@ type Config struct {
 	LockExpiryInterval time.Duration // how often the leader expires locks, default 5s
 	WALSegmentSize     int           // bytes per raft-wal segment file, default raft-wal's 64 MiB
 	StoreCheckInterval time.Duration // how often the metastore is checked for lost data, default 1s
+	TreeWorkInterval   time.Duration // how often the leader looks for unfinished subtree work, default 200ms
+	TreeStep           int64         // inodes per OpPurge / OpCopyStep entry, default fsm.TreeStep
 
 	// Transport secures (TLS) and bounds (timeouts) the Raft connections.
 	Transport TransportConfig
@@ -121,6 +123,10 @@ func (c *Config) setDefaults() {
 	def(&c.ApplyTimeout, 10*time.Second)
 	def(&c.LockExpiryInterval, 5*time.Second)
 	def(&c.StoreCheckInterval, time.Second)
+	def(&c.TreeWorkInterval, 200*time.Millisecond)
+	if c.TreeStep <= 0 {
+		c.TreeStep = fsm.TreeStep
+	}
 	if c.WALSegmentSize <= 0 {
 		c.WALSegmentSize = raftwal.DefaultSegmentSize
 	}
@@ -278,9 +284,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.watchLeadership(loopCtx, notify)
 	go n.expireLocks(loopCtx)
+	go n.finishTreeWork(loopCtx)
 	go func() {
 		defer n.wg.Done()
 		cfg.FSM.WatchStore(loopCtx, cfg.StoreCheckInterval)

@@ -31,15 +31,16 @@ type Limits struct {
 	// PropfindMaxEntries bounds an allowed Depth: infinity PROPFIND
 	// (0: webdav.DefaultPropfindMaxEntries).
 	PropfindMaxEntries int
-	// MaxTreeEntries bounds the subtree one DELETE, COPY or MOVE may
-	// remove or copy (0: no limit). The leader's value is in force.
+	// MaxTreeEntries bounds the subtree one COPY may copy (0: no limit).
+	// The leader's value is in force.
 	MaxTreeEntries int64
 }
 
-// DefaultMaxTreeEntries is dfs server's --max-tree-entries: a subtree of
-// this many entries builds a batch of a few hundred bytes per entry on
-// every node, well inside the Helm chart's memory limits.
-const DefaultMaxTreeEntries = 100_000
+// DefaultMaxTreeEntries is dfs server's --max-tree-entries. A COPY is
+// built in bounded steps whatever its size, so the limit is about the
+// work and space a single request may cause, not about memory: a million
+// entries take minutes to copy and reference counts for every file.
+const DefaultMaxTreeEntries = 1_000_000
 
 // ParsePropfindInfinity parses a --propfind-infinity value: true for
 // "allow" (or empty), false for "refuse".

@@ -110,6 +110,10 @@ type Config struct {
 	TrustedProxies []string
 	// Scrub configures the content scrubber; the zero value disables it.
 	Scrub ScrubConfig
+	// TreeStep is how many inodes one entry removes or copies before a
+	// DELETE or COPY goes on in steps (0: fsm.TreeStep). Tests lower it to
+	// exercise steps with small trees.
+	TreeStep int64
 
 	Log zerolog.Logger
 }
@@ -346,6 +350,7 @@ func (s *Server) startReplication(ctx context.Context, ccfg cluster.Config) (web
 		SnapshotInterval:   cfg.SnapshotInterval,
 		TrailingLogs:       cfg.TrailingLogs,
 		WALSegmentSize:     cfg.WALSegmentSize,
+		TreeStep:           cfg.TreeStep,
 		Transport:          s.raftTransport(),
 	})
 	if errors.Is(err, replication.ErrNoState) {
@@ -399,6 +404,11 @@ func (s *Server) buildHTTP(gate *auth.Authenticator, davLimits webdav.Limits) er
 		Limits:      davLimits,
 
 		MaxTreeEntries: cfg.Limits.MaxTreeEntries,
+		TreeStep:       cfg.TreeStep,
+		StoreIntact: func(ctx context.Context) error {
+			_, err := s.fsm.AppliedIndex(ctx)
+			return err
+		},
 		PublicURLs:     publicURLs,
 		TrustedProxies: trustedProxies,
 	})

@@ -1,11 +1,16 @@
 package webdav
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/fspath"
+	"github.com/dfs-project/dfs/metastore"
 )
 
 // handleCopyMove serves COPY and MOVE with one log entry each. A copy
@@ -97,6 +102,11 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 	if err != nil {
 		return err
 	}
+	if res.Job != "" {
+		if err := h.awaitCopy(ctx, res.Job); err != nil {
+			return err
+		}
+	}
 	if res.Created {
 		w.Header().Set("Location", escapePath(dst))
 		w.WriteHeader(http.StatusCreated)
@@ -104,4 +114,28 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// awaitCopy waits until the staged copy job is in place in this node's
+// store: a COPY too large for one entry is built by the leader's later
+// entries (fsm.OpCopyStep), and its answer must not come before the copy
+// is there to read. The job cannot fail once staged; if the client gives
+// up first, the copy still completes.
+func (h *Handler) awaitCopy(ctx context.Context, job string) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		_, err := h.meta.Lookup(ctx, metastore.StagingID, job)
+		if errors.Is(err, metastore.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: waiting for the copy to be built: %w", ErrUnavailable, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

@@ -42,6 +42,7 @@ func (h *Handler) writeError(w *statusWriter, r *http.Request, err error) {
 	if !errors.As(err, &se) {
 		se = h.classify(err)
 	}
+	se = h.confirmAbsence(r, err, se)
 	if w.status != 0 {
 		// Headers are out (a streaming response failed midway); all that is
 		// left is to make sure the client cannot take a short body as whole.
@@ -71,6 +72,28 @@ func (h *Handler) writeError(w *statusWriter, r *http.Request, err error) {
 }
 
 // classify maps an error that is not already a statusError.
+// confirmAbsence turns an answer that says something is missing (404,
+// 409, 412), read from the local store, into a 503 when the store turns
+// out to have lost its data: the read may have come after the loss. A
+// state machine's outcome (*fsm.Error) needs no confirmation: the entry
+// was applied to a store at the right index.
+func (h *Handler) confirmAbsence(r *http.Request, err error, se *statusError) *statusError {
+	var fe *fsm.Error
+	if h.intact == nil || errors.As(err, &fe) {
+		return se
+	}
+	switch se.status {
+	case http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed:
+	default:
+		return se
+	}
+	if ierr := h.intact(r.Context()); ierr != nil {
+		return h.classify(fmt.Errorf("%w: the local metadata store cannot confirm the answer %d (%s): %w",
+			ErrUnavailable, se.status, se.msg, ierr))
+	}
+	return se
+}
+
 func (h *Handler) classify(err error) *statusError {
 	var fe *fsm.Error
 	switch {

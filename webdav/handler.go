@@ -112,14 +112,24 @@ type Config struct {
 	Observe func(method string, status int, bytes int64, d time.Duration)
 	// Limits bounds uploads and PROPFIND, and brings the quota.
 	Limits Limits
-	// MaxTreeEntries is the most resources one DELETE, COPY or MOVE may
-	// remove or copy (0: no limit); the leader puts it in the entry
-	// (fsm.Command.MaxTree), so every node decides alike.
+	// MaxTreeEntries is the most resources one COPY may copy (0: no
+	// limit); the leader puts it in the entry (fsm.Command.MaxTree), so
+	// every node decides alike.
 	MaxTreeEntries int64
+	// TreeStep is the entry's fsm.Command.Step for DELETE, COPY and MOVE
+	// (0: fsm.TreeStep).
+	TreeStep int64
 	// PublicURLs are origins clients reach the cluster at besides each
 	// node's own (an Ingress host, a load balancer): a COPY or MOVE
 	// Destination may name them (ParsePublicURLs; --public-url).
 	PublicURLs []Origin
+	// StoreIntact confirms that Meta still holds everything this node has
+	// applied (fsm.FSM.AppliedIndex fails when it does not). A 404, 409
+	// or 412 the handler derived from Meta is sent only after it: a store
+	// emptied between the read and the answer (a Redis flushed or
+	// restarted without its data) would otherwise make it false. nil: no
+	// check.
+	StoreIntact func(ctx context.Context) error
 	// TrustedProxies are the peers whose X-Forwarded-Host and
 	// X-Forwarded-Proto say which origin a client addressed
 	// (ParseTrustedProxies; --trusted-proxies). Empty: none, the headers
@@ -140,6 +150,8 @@ type Handler struct {
 	limits   Limits
 	uploads  chan struct{} // upload slots; nil: no limit
 	maxTree  int64
+	treeStep int64
+	intact   func(ctx context.Context) error
 
 	publicURLs     []Origin
 	trustedProxies []netip.Prefix
@@ -158,6 +170,8 @@ func New(cfg Config) *Handler {
 		observe:  cfg.Observe,
 		limits:   cfg.Limits,
 		maxTree:  cfg.MaxTreeEntries,
+		treeStep: cfg.TreeStep,
+		intact:   cfg.StoreIntact,
 
 		publicURLs:     cfg.PublicURLs,
 		trustedProxies: cfg.TrustedProxies,
@@ -173,6 +187,9 @@ func New(cfg Config) *Handler {
 	}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	if h.treeStep <= 0 {
+		h.treeStep = fsm.TreeStep
 	}
 	return h
 }
@@ -250,7 +267,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, error) {
 	switch cmd.Op {
 	case fsm.OpDelete, fsm.OpCopy, fsm.OpMove:
-		cmd.MaxTree = h.maxTree
+		cmd.MaxTree, cmd.Step = h.maxTree, h.treeStep
 	}
 	cmd.User = fsm.UserOf(auth.User(ctx))
 	res, err := h.node.Propose(ctx, cmd)

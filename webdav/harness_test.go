@@ -45,6 +45,7 @@ type harnessOptions struct {
 	users          map[string]string // name → password; nil: the API is open
 	publicURLs     []string
 	trustedProxies []string
+	intact         func(context.Context) error // Config.StoreIntact
 }
 
 // harness is one in-process handler behind the auth gate.
@@ -73,7 +74,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 	dav := webdav.New(webdav.Config{
 		Meta: store, Node: node, Blobs: newMemBlobs(), Log: zerolog.Nop(),
-		PublicURLs: publicURLs, TrustedProxies: trusted,
+		PublicURLs: publicURLs, TrustedProxies: trusted, StoreIntact: o.intact,
 	})
 	acfg := auth.Config{ClusterSecret: harnessSecret, Log: zerolog.Nop()}
 	if o.users != nil {

@@ -32,6 +32,7 @@ type nodeOptions struct {
 	bootstrap   bool
 	maxXMLBytes int64
 	limits      server.Limits
+	treeStep    int64 // server.Config.TreeStep
 }
 
 // testNode is one running dfs node.
@@ -86,6 +87,7 @@ func launchNode(opts nodeOptions) (*testNode, error) {
 		Bootstrap:   opts.bootstrap,
 		MaxXMLBytes: opts.maxXMLBytes,
 		Limits:      opts.limits,
+		TreeStep:    opts.treeStep,
 		Log:         log,
 	})
 	if err != nil {

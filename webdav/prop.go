@@ -38,6 +38,11 @@ func (h *Handler) handlePropfind(w http.ResponseWriter, r *http.Request, p strin
 	if err := h.checkPropfindDepth(r.Context(), fs, p, depth); err != nil {
 		return err
 	}
+	// A missing resource is answered here rather than by x/net/webdav, so
+	// the 404 goes through confirmAbsence like every other.
+	if _, err := h.existing(r.Context(), fs, p); err != nil {
+		return err
+	}
 	fs.quota.want = h.limits.Space != nil && wantsQuota(body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	h.xdav(fs).ServeHTTP(w, r)

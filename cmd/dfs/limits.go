@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/urfave/cli/v2"
 
+	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/quota"
 	"github.com/dfs-project/dfs/server"
 	"github.com/dfs-project/dfs/webdav"
@@ -29,9 +32,9 @@ func limitsFlags() []cli.Flag {
 			Usage: "PROPFIND with Depth: infinity (or no Depth header): allow (bounded by --propfind-max-entries) or refuse " +
 				"(403 with the RFC 4918 DAV:propfind-finite-depth precondition)"},
 		&cli.Int64Flag{Name: "max-tree-entries", EnvVars: []string{"DFS_MAX_TREE_ENTRIES"}, Value: server.DefaultMaxTreeEntries,
-			Usage: "most files and folders one DELETE, COPY or MOVE (over an existing destination) may remove or copy: each is one log entry and one " +
-				"store transaction that every node applies in memory at once; a larger tree gets 403 with the reason, and nothing changes " +
-				"(delete or copy its subfolders one at a time); 0: no limit. The leader's value is in force"},
+			Usage: "most files and folders one COPY may copy; a larger tree gets 403 with the reason before anything is copied " +
+				"(copy its subfolders one at a time); 0: no limit. Large copies and deletes are applied in steps of " +
+				fmt.Sprint(fsm.TreeStep) + " entries whatever this says, so memory does not grow with the tree. The leader's value is in force"},
 		&cli.IntFlag{Name: "propfind-max-entries", EnvVars: []string{"DFS_PROPFIND_MAX_ENTRIES"}, Value: webdav.DefaultPropfindMaxEntries,
 			Usage: "most resources a Depth: infinity PROPFIND may list; a larger tree gets 403 with DAV:propfind-finite-depth (Depth: 0 and 1 are not bounded)"},
 	}
