@@ -50,7 +50,7 @@ e2e:
 	$(MAKE) images IMAGE=$(IMAGE) REDIS_IMAGE=$(REDIS_IMAGE)
 	@mkdir -p bin
 	@{ DFS_E2E_IMAGE=$(IMAGE) DFS_E2E_REDIS_IMAGE=$(REDIS_IMAGE) \
-		$(GO) test -tags docker -count=1 -timeout $(E2E_TIMEOUT) -run '^(TestDockerCompose|TestFaults)$$' -v ./e2e -args $(E2E_ARGS) 2>&1; \
+		$(GO) test -tags docker -count=1 -timeout $(E2E_TIMEOUT) -run '^(TestDockerCompose|TestBigTree|TestFaults)$$' -v ./e2e -args $(E2E_ARGS) 2>&1; \
 		echo $$? >bin/e2e.rc; } | tee bin/e2e.log
 	@grep '^faults: ' bin/e2e.log || echo "faults: no summary line: TestFaults did not finish (see bin/e2e.log)"
 	@exit $$(cat bin/e2e.rc)

@@ -141,11 +141,17 @@ type NodeStatus struct {
 
 // Status is the body of GET /cluster/status.
 type Status struct {
-	Leader      string       `json:"leader"`
-	LeaderURL   string       `json:"leader_url"`
-	Term        uint64       `json:"term"`
-	CommitIndex uint64       `json:"commit_index"`
-	Nodes       []NodeStatus `json:"nodes"`
+	Leader      string `json:"leader"`
+	LeaderURL   string `json:"leader_url"`
+	Term        uint64 `json:"term"`
+	CommitIndex uint64 `json:"commit_index"`
+	// PurgingTrees and BuildingCopies are the subtree work the leader has
+	// still to do, as the answering node's state has it: deleted trees
+	// whose files are not all removed yet (their space is not free yet),
+	// and large copies not in place yet.
+	PurgingTrees   int          `json:"purging_trees"`
+	BuildingCopies int          `json:"building_copies"`
+	Nodes          []NodeStatus `json:"nodes"`
 }
 
 // errorBody is how cluster endpoints answer failures.

@@ -21,7 +21,8 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("cluster: status: read member table: %w", err)
 	}
-	out := Status{Leader: st.LeaderID, Term: st.Term, CommitIndex: st.CommitIndex}
+	out := Status{Leader: st.LeaderID, Term: st.Term, CommitIndex: st.CommitIndex,
+		PurgingTrees: st.PurgingTrees, BuildingCopies: st.BuildingCopies}
 	index := map[string]int{}
 	add := func(id string) *NodeStatus {
 		if i, ok := index[id]; ok {

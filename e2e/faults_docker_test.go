@@ -88,6 +88,9 @@ type faultCluster struct {
 	nodes   []*faultNode // every node this cluster may run (dfs-0 ... dfs-4), started or not
 	http    *http.Client
 	extra   []string // extra dfs server flags for every node
+	// dfsMemory and redisMemory are docker run --memory limits of the
+	// containers ("": none), e.g. the Helm chart's.
+	dfsMemory, redisMemory string
 	cleanMu sync.Mutex
 	cleaned bool
 
@@ -266,8 +269,9 @@ func (c *faultCluster) addNode(ctx context.Context, i int) error {
 	if err := c.startRedis(ctx, n); err != nil {
 		return err
 	}
-	args := []string{"run", "-d", "--name", n.dfs, "--label", faultsLabel,
-		"--network", "container:" + n.sandbox, "-v", n.dfs + ":/data",
+	args := []string{"run", "-d", "--name", n.dfs, "--label", faultsLabel}
+	args = append(args, memoryArgs(c.dfsMemory)...)
+	args = append(args, "--network", "container:"+n.sandbox, "-v", n.dfs+":/data",
 		"-e", "DFS_ID=" + name,
 		"-e", "DFS_HTTP_ADDR=:8080",
 		"-e", "DFS_RAFT_ADDR=0.0.0.0:7000",
@@ -279,7 +283,7 @@ func (c *faultCluster) addNode(ctx context.Context, i int) error {
 		"-e", "DFS_REDIS_URL=redis://127.0.0.1:6379/0",
 		"-e", "DFS_LOG_FORMAT=json",
 		"-e", "DFS_ADDR=http://127.0.0.1:8080",
-		c.dfsImg, "server"}
+		c.dfsImg, "server")
 	args = append(args, c.extra...)
 	_, err := dockerRun(ctx, 2*time.Minute, args...)
 	return err
@@ -292,9 +296,10 @@ func (c *faultCluster) startRedis(ctx context.Context, n *faultNode) error {
 	if _, err := dockerRun(ctx, time.Minute, "volume", "create", "--label", faultsLabel, n.redis); err != nil {
 		return err
 	}
-	if _, err := dockerRun(ctx, 2*time.Minute, "run", "-d", "--name", n.redis, "--label", faultsLabel,
-		"--network", "container:"+n.sandbox, "-v", n.redis+":/data", c.redImg,
-		"--bind", "127.0.0.1", "--port", "6379", "--protected-mode", "yes", "--save", ""); err != nil {
+	args := append([]string{"run", "-d", "--name", n.redis, "--label", faultsLabel}, memoryArgs(c.redisMemory)...)
+	args = append(args, "--network", "container:"+n.sandbox, "-v", n.redis+":/data", c.redImg,
+		"--bind", "127.0.0.1", "--port", "6379", "--protected-mode", "yes", "--save", "")
+	if _, err := dockerRun(ctx, 2*time.Minute, args...); err != nil {
 		return err
 	}
 	// Redis must accept connections before dfs opens its store.
@@ -392,4 +397,13 @@ func pollUntil(ctx context.Context, bound time.Duration, f func() error) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// memoryArgs are the docker run flags of a memory limit ("": none). Swap
+// is limited alike, so the limit is one of memory, not of memory + swap.
+func memoryArgs(limit string) []string {
+	if limit == "" {
+		return nil
+	}
+	return []string{"--memory", limit, "--memory-swap", limit}
 }

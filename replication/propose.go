@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/dfs-project/dfs/fsm"
+	"github.com/dfs-project/dfs/metastore"
 )
 
 // ErrNotLeader is wrapped by errors from operations only the leader can
@@ -286,6 +287,11 @@ type Status struct {
 	RaftAppliedIndex uint64   `json:"raft_applied_index"`
 	AppliedIndex     uint64   `json:"applied_index"`
 	Servers          []Server `json:"servers"`
+	// PurgingTrees and BuildingCopies count the subtree work the leader
+	// has still to finish (see package fsm): deleted trees not yet purged
+	// and large copies not yet in place.
+	PurgingTrees   int `json:"purging_trees"`
+	BuildingCopies int `json:"building_copies"`
 }
 
 // roleAndTerm reads the node's role and current term as one pair. raft
@@ -324,6 +330,16 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		return s, err
 	}
 	s.AppliedIndex = applied
+	for _, a := range []struct {
+		id  metastore.ID
+		out *int
+	}{{metastore.PurgeID, &s.PurgingTrees}, {metastore.StagingID, &s.BuildingCopies}} {
+		ents, err := n.fsm.Store().List(ctx, a.id)
+		if err != nil {
+			return s, fmt.Errorf("replication: list work area %d: %w", a.id, err)
+		}
+		*a.out = len(ents)
+	}
 	cf := n.raft.GetConfiguration()
 	if err := await(ctx, cf); err != nil {
 		return s, fmt.Errorf("replication: read configuration: %w", err)

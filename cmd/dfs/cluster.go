@@ -123,6 +123,10 @@ func printStatus(w io.Writer, st cluster.Status) error {
 	for _, note := range notes {
 		fmt.Fprintln(w, "  "+note)
 	}
+	if st.PurgingTrees > 0 || st.BuildingCopies > 0 {
+		fmt.Fprintf(w, "\nsubtree work under way: %d deleted trees being purged (their space is freed as it goes), %d copies being built\n",
+			st.PurgingTrees, st.BuildingCopies)
+	}
 	printScrub(w, st.Nodes, true)
 	return nil
 }
