@@ -34,8 +34,9 @@
 // public two. Other packages serve the rest of /cluster/ on the same
 // listener, all listed in that table: replica verification's
 // /cluster/digest (package verify), content replication's
-// /cluster/content (package contentrepl) and the scrub's /cluster/scrub
-// (package server).
+// /cluster/content (package contentrepl), the scrub's /cluster/scrub and
+// the leader's metadata snapshot /cluster/snapshot, which a node whose own
+// snapshot and log cannot rebuild its store restores (package server).
 package cluster
 
 import (
@@ -233,6 +234,10 @@ type Cluster struct {
 	reads   *batcher
 	backlog atomic.Pointer[BacklogFunc]
 
+	// lastURLs holds every member's URL as LeaderURL last read it from
+	// the member table, for when the table lacks the leader's entry.
+	lastURLs sync.Map // member ID -> URL
+
 	ctx       context.Context // ends on Close
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -344,6 +349,9 @@ var errNoLeader = errors.New("cluster: no leader known")
 
 // LeaderURL waits (until ctx ends) for a leader whose URL the member table
 // knows, and returns its ID and URL. When this node leads, that is its own.
+// A member table that lacks the leader's entry (this node's metadata store
+// lost its data and is being rebuilt, from the leader's snapshot if need
+// be) falls back to the URL last read for that leader.
 func (c *Cluster) LeaderURL(ctx context.Context) (id, u string, err error) {
 	t := time.NewTicker(25 * time.Millisecond)
 	defer t.Stop()
@@ -361,9 +369,12 @@ func (c *Cluster) LeaderURL(ctx context.Context) (id, u string, err error) {
 				return "", "", fmt.Errorf("cluster: read member table: %w", err)
 			}
 			for _, m := range ms {
-				if m.ID == id && m.URL != "" {
-					return id, strings.TrimRight(m.URL, "/"), nil
+				if m.URL != "" {
+					c.lastURLs.Store(m.ID, strings.TrimRight(m.URL, "/"))
 				}
+			}
+			if u, ok := c.lastURLs.Load(id); ok {
+				return id, u.(string), nil
 			}
 			why = "leader " + id + " has no URL in the member table yet"
 		}

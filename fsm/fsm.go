@@ -59,9 +59,13 @@ type FSM struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex // serialises ApplyEntry, Snapshot and Restore
-	applied   uint64     // cache of the store's applied index, valid if appliedOK
-	appliedOK bool
+	mu sync.Mutex // serialises ApplyEntry, Snapshot and Restore
+	// applied and appliedTerm are the store's position as this state
+	// machine last committed it or checked it against its own log; they
+	// cache the store's while appliedOK holds.
+	applied     uint64
+	appliedTerm uint64
+	appliedOK   bool
 	// unconfirmed is the outcome of the last entry whose Commit returned
 	// an error: the batch may have been committed all the same (Redis ran
 	// the EXEC and the reply was lost). If the retry finds the entry
@@ -74,6 +78,14 @@ type FSM struct {
 	highSeen atomic.Uint64 // high, for readers that do not hold mu
 	checkNow chan struct{} // asks WatchStore for a check at once
 	history  History       // where a store that lost data is rebuilt from
+	// source fetches the leader's snapshot when history cannot rebuild
+	// the store; fetchTimeout bounds that fetch and its restore.
+	source       SnapshotSource
+	fetchTimeout time.Duration
+	// root is the creation time of this cluster's root collection, the
+	// cluster's identity (see clusterRootLocked), once rootKnown.
+	root      int64
+	rootKnown bool
 	// replaying is set while a rebuild replays the log: the store is
 	// behind high on purpose.
 	replaying bool
@@ -127,6 +139,13 @@ func WithTempDir(dir string) Option {
 	return func(f *FSM) { f.tmpDir = dir }
 }
 
+// WithFetchTimeout bounds how long fetching and restoring the leader's
+// snapshot may take when the node's own snapshot and log cannot rebuild
+// its store (default 10 minutes).
+func WithFetchTimeout(d time.Duration) Option {
+	return func(f *FSM) { f.fetchTimeout = d }
+}
+
 // withBatchHook lets tests inspect every batch before it is committed.
 func withBatchHook(fn func(*metastore.Batch)) Option {
 	return func(f *FSM) { f.onBatch = fn }
@@ -143,7 +162,8 @@ func New(store metastore.Store, log zerolog.Logger, opts ...Option) *FSM {
 		cancel: cancel,
 		notify: make(chan struct{}),
 
-		checkNow: make(chan struct{}, 1),
+		checkNow:     make(chan struct{}, 1),
+		fetchTimeout: 10 * time.Minute,
 	}
 	for _, o := range opts {
 		o(f)
@@ -215,8 +235,8 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
-func (f *FSM) setApplied(index uint64) {
-	f.applied, f.appliedOK = index, true
+func (f *FSM) setApplied(index, term uint64) {
+	f.applied, f.appliedTerm, f.appliedOK = index, term, true
 	f.notifyMu.Lock()
 	close(f.notify)
 	f.notify = make(chan struct{})
@@ -234,19 +254,28 @@ func (f *FSM) appliedIndex(ctx context.Context) (uint64, error) {
 	return f.applied, nil
 }
 
-// ApplyEntry applies the log entry data at index and returns its outcome.
+// ApplyEntry applies the log entry data at index, of an unknown term
+// (recorded as 0, which no identity check can contradict); see
+// ApplyLogEntry.
+func (f *FSM) ApplyEntry(ctx context.Context, index uint64, data []byte) (*Result, error) {
+	return f.ApplyLogEntry(ctx, index, 0, data)
+}
+
+// ApplyLogEntry applies the log entry data at index, appended in term,
+// and returns its outcome. The store records the term with the index, so
+// that a store holding another history is recognised (see CheckStore).
 // An entry at or below the store's applied index was applied before a
 // restart and is skipped (Code OK, Msg "replayed"). The error is non-nil
 // only when ctx ended while the store kept failing: the entry is then not
 // applied, and the node must not continue applying later entries.
-func (f *FSM) ApplyEntry(ctx context.Context, index uint64, data []byte) (*Result, error) {
+func (f *FSM) ApplyLogEntry(ctx context.Context, index, term uint64, data []byte) (*Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cmd, decErr := DecodeCommand(data)
 	// The clock here only paces retries; it never reaches the state.
 	backoff := 10 * time.Millisecond
 	for {
-		res, err := f.applyEntryLocked(ctx, index, cmd, decErr, true)
+		res, err := f.applyEntryLocked(ctx, index, term, cmd, decErr, true)
 		if err == nil {
 			return res, nil
 		}
@@ -274,7 +303,7 @@ type outcome struct {
 
 // applyEntryLocked makes one attempt at applying an entry. hooks is false
 // while a rebuild replays the log: its content is rescanned at the end.
-func (f *FSM) applyEntryLocked(ctx context.Context, index uint64, cmd *Command, decErr error, hooks bool) (*Result, error) {
+func (f *FSM) applyEntryLocked(ctx context.Context, index, term uint64, cmd *Command, decErr error, hooks bool) (*Result, error) {
 	applied, err := f.appliedIndex(ctx)
 	if err != nil {
 		return nil, err
@@ -302,6 +331,7 @@ func (f *FSM) applyEntryLocked(ctx context.Context, index uint64, cmd *Command, 
 			b, o.released, o.referenced = a.b, a.released(), a.referenced()
 		}
 	}
+	b.Term = term
 	if f.onBatch != nil {
 		f.onBatch(b)
 	}
@@ -315,7 +345,7 @@ func (f *FSM) applyEntryLocked(ctx context.Context, index uint64, cmd *Command, 
 	}
 	f.unconfirmed = nil
 	f.setHigh(max(f.high, index))
-	f.setApplied(index)
+	f.setApplied(index, term)
 	if !hooks {
 		return o.res, nil
 	}

@@ -7,19 +7,46 @@ import (
 	"io"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/dfs-project/dfs/metastore"
 )
 
 // History is what a node keeps of the Raft log: its newest snapshot and
 // the entries after it. A state machine whose store lost entries it had
-// applied rebuilds the store from it (see CheckStore).
+// applied, or holds another history, rebuilds the store from it (see
+// CheckStore), and checks a store's position against it.
 type History interface {
 	// NewestSnapshot opens the node's newest snapshot; ok is false when
 	// the node has none.
 	NewestSnapshot() (rc io.ReadCloser, ok bool, err error)
-	// Entry returns the log entry at index, and whether it is a command
-	// (entries of other types never reach the state machine).
-	Entry(index uint64) (data []byte, command bool, err error)
+	// Entry returns the log entry at index; an error wrapping ErrNotInLog
+	// when the local log does not hold it (compacted after a snapshot,
+	// or not appended yet).
+	Entry(index uint64) (LogEntry, error)
+}
+
+// LogEntry is one entry of a node's Raft log.
+type LogEntry struct {
+	Term uint64
+	Data []byte
+	// Command is false for entries of other types, which never reach
+	// the state machine.
+	Command bool
+}
+
+// ErrNotInLog is wrapped by History.Entry for an entry the local log does
+// not hold.
+var ErrNotInLog = errors.New("fsm: the entry is not in the local log")
+
+// SnapshotSource fetches a snapshot of the cluster's current state from
+// another node, the leader: the last resort for a store that this node's
+// own snapshot and log cannot rebuild (its log was compacted past what the
+// store lost, and its snapshot is gone or unreadable).
+type SnapshotSource interface {
+	// FetchSnapshot returns a snapshot stream (the format of
+	// WriteSnapshot), which the caller reads to the end and closes.
+	FetchSnapshot(ctx context.Context) (io.ReadCloser, error)
 }
 
 // ErrStoreLost means the metadata store no longer holds entries this
@@ -36,6 +63,15 @@ func (f *FSM) SetHistory(h History) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.history = h
+}
+
+// SetSnapshotSource gives the state machine where to fetch a snapshot when
+// its History cannot rebuild the store. The node sets it once it can
+// reach the leader.
+func (f *FSM) SetSnapshotSource(s SnapshotSource) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.source = s
 }
 
 // Rebuilding says why the store is not serving the namespace right now
@@ -64,13 +100,29 @@ func (f *FSM) RefCount(ctx context.Context, hash string) (int64, error) {
 	return f.store.RefCount(ctx, hash)
 }
 
-// CheckStore compares the store's applied index with the highest one this
-// state machine has committed or seen. A store behind it lost data while
-// the node ran (a Redis restarted without its append-only file, FLUSHALL,
-// a volume rolled back): CheckStore rebuilds it from the newest local
-// snapshot and the log before anything else is applied, and returns an
-// error if that is not possible. The node calls it periodically; apply
-// calls it whenever it re-reads the applied index.
+// CheckStore checks that the store holds this node's history up to where
+// this state machine left it, and rebuilds it before anything else is
+// applied when it does not. Two ways it may not:
+//
+//   - it lost data: its applied index is below the highest one this state
+//     machine has committed or seen (a Redis restarted without its
+//     append-only file, FLUSHALL, a volume rolled back);
+//   - it holds another history: the term recorded with its applied index
+//     is not the term this node's log has at that index, or its root
+//     collection is not this cluster's (another node's or cluster's store
+//     swapped in, a copy from before a leader change replaced entries).
+//
+// It rebuilds from the newest local snapshot and the log, or, when those
+// cannot (see SetSnapshotSource), from the leader's snapshot and the local
+// log after it, and returns an error if neither is possible. The node
+// calls it at start and periodically; apply calls it whenever it re-reads
+// the applied index.
+//
+// A store of this cluster that is merely behind, with the terms of this
+// node's log (another node's store swapped in at a lower index, say), is
+// indistinguishable from a lagging store and is not rebuilt: Raft's Log
+// Matching property makes it a prefix of this node's history, and the
+// entries after it simply apply on top.
 func (f *FSM) CheckStore(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -98,32 +150,46 @@ func (f *FSM) WatchStore(ctx context.Context, interval time.Duration) {
 }
 
 func (f *FSM) verifyStoreLocked(ctx context.Context) error {
-	cur, err := f.store.AppliedIndex(ctx)
+	pos, err := f.store.AppliedPosition(ctx)
 	if err != nil {
 		return fmt.Errorf("fsm: read applied index: %w", err)
 	}
-	if cur >= f.high {
-		f.setHigh(cur)
-		if !f.appliedOK || f.applied != cur {
-			f.setApplied(cur)
-		}
-		return nil
+	if pos.Index < f.high {
+		return f.rebuildLocked(ctx, pos, true, fmt.Sprintf("it went back from index %d to %d", f.high, pos.Index))
 	}
-	return f.rebuildLocked(ctx, cur)
+	why, err := f.foreignLocked(ctx, pos)
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		return f.rebuildLocked(ctx, pos, false, why)
+	}
+	f.setHigh(pos.Index)
+	if !f.appliedOK || f.applied != pos.Index || f.appliedTerm != pos.Term {
+		f.setApplied(pos.Index, pos.Term)
+	}
+	return nil
 }
 
 // rebuildLocked reloads the store to the highest index it was known at:
-// the newest local snapshot, then every command entry of the log after it,
-// applied without hooks (the restore hook, called at the end, rescans all
-// content at once).
-func (f *FSM) rebuildLocked(ctx context.Context, found uint64) (err error) {
+// the newest local snapshot (or the leader's, see reloadLocked), then
+// every command entry of the log after it, applied without hooks (the
+// restore hook, called at the end, rescans all content at once). lost
+// says whether the store lost entries (rather than holding another
+// history); why is what the check found.
+func (f *FSM) rebuildLocked(ctx context.Context, found metastore.Position, lost bool, why string) (err error) {
 	target := f.high
-	log := f.log.With().Uint64("store_index", found).Uint64("expected_index", target).Logger()
+	log := f.log.With().Uint64("store_index", found.Index).Uint64("store_term", found.Term).
+		Uint64("expected_index", target).Str("why", why).Logger()
 	if f.history == nil {
-		return fmt.Errorf("%w (at %d, expected %d) and there is no local log to rebuild it from", ErrStoreLost, found, target)
+		return fmt.Errorf("%w (%s) and there is no local log to rebuild it from", ErrStoreLost, why)
 	}
-	log.Error().Msg("the metadata store lost entries it had applied (restarted without its data, flushed, or rolled back); rebuilding it from the newest local snapshot and the log")
-	f.setRebuilding(fmt.Sprintf("rebuilding the metadata store: it went back from index %d to %d", target, found))
+	if lost {
+		log.Error().Msg("the metadata store lost entries it had applied (restarted without its data, flushed, or rolled back); rebuilding it from the newest local snapshot and the log")
+	} else {
+		log.Error().Msg("the metadata store holds another history than this node's log (another node's or cluster's store, or an older copy from another leader); emptying it and rebuilding it from the newest local snapshot and the log")
+	}
+	f.setRebuilding("rebuilding the metadata store: " + why)
 	defer f.setRebuilding("")
 	f.restoreMu.Lock()
 	defer f.restoreMu.Unlock()
@@ -136,46 +202,129 @@ func (f *FSM) rebuildLocked(ctx context.Context, found uint64) (err error) {
 			f.appliedOK = false
 		}
 	}()
-	var from uint64
-	rc, ok, err := f.history.NewestSnapshot()
+	from, source, err := f.reloadLocked(ctx, target, log)
 	if err != nil {
-		return fmt.Errorf("fsm: rebuild: open the newest snapshot: %w", err)
-	}
-	if ok {
-		from, err = f.restoreLocked(ctx, rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("fsm: rebuild: %w", err)
-		}
-	} else {
-		if err := f.store.Reset(ctx); err != nil {
-			return fmt.Errorf("fsm: rebuild: reset store: %w", err)
-		}
-		f.setApplied(0)
+		return err
 	}
 	replayed := 0
 	f.replaying = true
 	defer func() { f.replaying = false }()
 	for i := from + 1; i <= target; i++ {
-		data, command, err := f.history.Entry(i)
+		e, err := f.history.Entry(i)
 		if err != nil {
 			return fmt.Errorf("%w: rebuild: entry %d is not in the local log (%v); the node needs a snapshot from the leader", ErrStoreLost, i, err)
 		}
-		if !command {
+		if !e.Command {
 			continue
 		}
-		cmd, decErr := DecodeCommand(data)
-		if _, err := f.applyEntryLocked(ctx, i, cmd, decErr, false); err != nil {
+		cmd, decErr := DecodeCommand(e.Data)
+		if _, err := f.applyEntryLocked(ctx, i, e.Term, cmd, decErr, false); err != nil {
 			return fmt.Errorf("fsm: rebuild: %w", err)
 		}
 		replayed++
 	}
-	log.Info().Uint64("snapshot_index", from).Int("replayed", replayed).Dur("took", time.Since(start)).
+	log.Info().Str("from", source).Uint64("snapshot_index", from).Int("replayed", replayed).Dur("took", time.Since(start)).
 		Msg("metadata store rebuilt")
 	if f.restore != nil {
 		f.restore()
 	}
 	return nil
+}
+
+// reloadLocked loads the store to an index from which the local log
+// reaches target, and returns that index and where the state came from:
+// the newest local snapshot, or an empty store when the log still holds
+// every entry up to target; failing both (the log was compacted past
+// them, the snapshot is gone or unreadable), the leader's snapshot.
+// Whether the local history can do it is checked before the store is
+// touched.
+func (f *FSM) reloadLocked(ctx context.Context, target uint64, log zerolog.Logger) (uint64, string, error) {
+	snap, gap := f.localBaseLocked(target)
+	if gap == "" {
+		if !snap {
+			if err := f.store.Reset(ctx); err != nil {
+				return 0, "", fmt.Errorf("fsm: rebuild: reset store: %w", err)
+			}
+			f.setApplied(0, 0)
+			return 0, "the local log", nil
+		}
+		from, err := f.restoreNewestLocked(ctx)
+		if err == nil {
+			return from, "the newest local snapshot", nil
+		}
+		if ctx.Err() != nil {
+			return 0, "", err
+		}
+		gap = err.Error()
+	}
+	if f.source == nil {
+		return 0, "", fmt.Errorf("%w: rebuild: %s; the node needs a snapshot from the leader", ErrStoreLost, gap)
+	}
+	log.Warn().Str("gap", gap).Dur("timeout", f.fetchTimeout).
+		Msg("the local snapshot and log cannot rebuild the metadata store; fetching a snapshot from the leader")
+	// Bounded by its own timeout rather than the caller's: a periodic
+	// check allows seconds, a large namespace takes longer to copy. Close
+	// still ends it (f.ctx).
+	fctx, cancel := context.WithTimeout(f.ctx, f.fetchTimeout)
+	defer cancel()
+	rc, err := f.source.FetchSnapshot(fctx)
+	if err != nil {
+		return 0, "", fmt.Errorf("%w: rebuild: %s, and fetching the leader's snapshot failed: %w", ErrStoreLost, gap, err)
+	}
+	defer rc.Close()
+	from, err := f.restoreLocked(fctx, rc)
+	if err != nil {
+		return 0, "", fmt.Errorf("%w: rebuild: %s, and restoring the leader's snapshot failed: %w", ErrStoreLost, gap, err)
+	}
+	return from, "the leader's snapshot", nil
+}
+
+// localBaseLocked says whether the local history can rebuild the store
+// to target: snap is whether it starts from the newest snapshot; gap,
+// when not empty, is why it cannot.
+func (f *FSM) localBaseLocked(target uint64) (snap bool, gap string) {
+	rc, ok, err := f.history.NewestSnapshot()
+	if err != nil {
+		return false, fmt.Sprintf("the newest local snapshot cannot be opened (%v)", err)
+	}
+	var from uint64
+	if ok {
+		info, err := ReadSnapshotInfo(rc)
+		rc.Close()
+		if err != nil {
+			return false, fmt.Sprintf("the newest local snapshot is unreadable (%v)", err)
+		}
+		from = info.Index
+	}
+	if from >= target {
+		return ok, ""
+	}
+	// The log holds a contiguous range: its ends are enough.
+	for _, i := range []uint64{from + 1, target} {
+		if _, err := f.history.Entry(i); err != nil {
+			if !ok {
+				return false, fmt.Sprintf("there is no local snapshot and entry %d is not in the local log (%v)", i, err)
+			}
+			return false, fmt.Sprintf("entry %d, after the newest local snapshot's index %d, is not in the local log (%v)", i, from, err)
+		}
+	}
+	return ok, ""
+}
+
+func (f *FSM) restoreNewestLocked(ctx context.Context) (uint64, error) {
+	rc, ok, err := f.history.NewestSnapshot()
+	if err != nil {
+		return 0, fmt.Errorf("the newest local snapshot cannot be opened (%w)", err)
+	}
+	if !ok {
+		return 0, errors.New("the newest local snapshot is gone")
+	}
+	defer rc.Close()
+	from, err := f.restoreLocked(ctx, rc)
+	if err != nil {
+		return 0, fmt.Errorf("the newest local snapshot cannot be restored (%w)", err)
+	}
+	return from, nil
 }
 
 // commitBuilt commits a batch computed on the cached applied index, with
@@ -203,6 +352,6 @@ func (f *FSM) ResetStore(ctx context.Context) error {
 	}
 	f.setHigh(0)
 	f.unconfirmed = nil
-	f.setApplied(0)
+	f.setApplied(0, 0)
 	return nil
 }

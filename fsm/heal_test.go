@@ -17,7 +17,8 @@ import (
 // memHistory is a node's log and newest snapshot, kept in memory.
 type memHistory struct {
 	entries map[uint64][]byte
-	snap    []byte // nil: no snapshot
+	terms   map[uint64]uint64 // term of each entry; nil: all 0
+	snap    []byte            // nil: no snapshot
 }
 
 func (h *memHistory) NewestSnapshot() (io.ReadCloser, bool, error) {
@@ -27,12 +28,12 @@ func (h *memHistory) NewestSnapshot() (io.ReadCloser, bool, error) {
 	return io.NopCloser(bytes.NewReader(h.snap)), true, nil
 }
 
-func (h *memHistory) Entry(i uint64) ([]byte, bool, error) {
+func (h *memHistory) Entry(i uint64) (LogEntry, error) {
 	d, ok := h.entries[i]
 	if !ok {
-		return nil, false, fmt.Errorf("entry %d: not found", i)
+		return LogEntry{}, fmt.Errorf("entry %d: %w", i, ErrNotInLog)
 	}
-	return d, true, nil
+	return LogEntry{Term: h.terms[i], Data: d, Command: true}, nil
 }
 
 // TestRebuildLostStore loses the store under a running state machine in

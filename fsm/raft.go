@@ -14,7 +14,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	res, err := f.ApplyEntry(f.ctx, l.Index, l.Data)
+	res, err := f.ApplyLogEntry(f.ctx, l.Index, l.Term, l.Data)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 //
 // A snapshot is a gzip stream of JSON values, one per line:
 //
-//	{"format":"dfs-fsm-snapshot","version":1,"index":N,"inodes":I,"props":P,"locks":L,"members":M}
+//	{"format":"dfs-fsm-snapshot","version":1,"index":N,"term":T,"inodes":I,"props":P,"locks":L,"members":M}
 //	{"t":"i","i":{root inode},"pr":{...}}                   the root, if stored
 //	{"t":"i","p":parentID,"n":"name","i":{inode},"pr":{...}} every other inode, preorder
 //	{"t":"i","i":{work area},...} and its inodes               the purge and staging areas, if stored
@@ -49,7 +49,11 @@ type SnapshotInfo struct {
 	// Index is the store's applied index when the snapshot was taken. It
 	// can be below Raft's index for the same snapshot, whose last entries
 	// may be no-ops or configuration changes that never reach the FSM.
-	Index   uint64 `json:"index"`
+	Index uint64 `json:"index"`
+	// Term is the Raft term of the entry at Index, which the restored
+	// store records with it. 0 in snapshots taken before terms were
+	// recorded: a field added to version 1, which older readers ignore.
+	Term    uint64 `json:"term,omitempty"`
 	Inodes  int64  `json:"inodes"`
 	Props   int64  `json:"props"`
 	Locks   int64  `json:"locks"`
@@ -236,7 +240,7 @@ func (f *FSM) snapshot(ctx context.Context) (*fileSnapshot, error) {
 	if err := f.verifyStoreLocked(ctx); err != nil {
 		return nil, err
 	}
-	applied := f.applied
+	applied, term := f.applied, f.appliedTerm
 	file, err := os.CreateTemp(f.tmpDir, "dfs-fsm-snapshot-*.jsonl")
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
@@ -254,7 +258,7 @@ func (f *FSM) snapshot(ctx context.Context) (*fileSnapshot, error) {
 		s.Release()
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}
-	s.info = SnapshotInfo{Format: snapshotFormat, Version: snapshotVersion, Index: applied,
+	s.info = SnapshotInfo{Format: snapshotFormat, Version: snapshotVersion, Index: applied, Term: term,
 		Inodes: c.Inodes, Props: c.Props, Locks: c.Locks, Members: c.Members}
 	f.log.Info().Uint64("index", applied).Int64("inodes", c.Inodes).Msg("snapshot taken")
 	return s, nil
@@ -428,13 +432,14 @@ func (f *FSM) restoreLocked(ctx context.Context, r io.Reader) (uint64, error) {
 	}
 	switch {
 	case info.Index > 0:
+		b.Term = info.Term
 		if err := commit(info.Index); err != nil {
 			return 0, err
 		}
 	case len(b.Ops) > 0:
 		return 0, errors.New("fsm: restore: snapshot at index 0 is not empty")
 	}
-	f.setApplied(info.Index)
+	f.setApplied(info.Index, info.Term)
 	// A restore defines the state from here on, even an older one.
 	f.setHigh(info.Index)
 	f.log.Info().Uint64("index", info.Index).Int64("inodes", got.Inodes).Msg("snapshot restored")

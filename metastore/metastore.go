@@ -27,6 +27,12 @@
 // crash the store is either before or after the entry, and the replayed log
 // can skip what was already applied by comparing indexes.
 //
+// The batch also carries the Raft term of its entry, recorded in the same
+// step. An index only says how far a store got; the index and term of its
+// last entry (its Position) say which log it followed, so a node can tell
+// its own store that merely lags from one that went back to another
+// history or belongs to another node or cluster (see package fsm).
+//
 // Two implementations pass one conformance suite (package storetest): a
 // Redis store (one Redis per node, the deployment default) and an embedded
 // bbolt store used when no Redis URL is configured.
@@ -188,6 +194,10 @@ type Reader interface {
 	RefCount(ctx context.Context, hash string) (int64, error)
 	// AppliedIndex returns the index of the last committed batch (0 if none).
 	AppliedIndex(ctx context.Context) (uint64, error)
+	// AppliedPosition returns the index and the term of the last committed
+	// batch, read together ({0, 0} if none; Term 0 if the batch carried
+	// none).
+	AppliedPosition(ctx context.Context) (Position, error)
 	// UsedBytes returns the cluster's logical usage: the sum of the sizes
 	// of all files (a COPY counts twice even though content is shared),
 	// as the AddUsage ops of every committed batch left it. 0 if none. A
@@ -199,7 +209,7 @@ type Reader interface {
 type Store interface {
 	Reader
 	// Commit applies every operation of b, in order, and records b.Index as
-	// the applied index, all in one atomic step. A batch whose index is not
+	// the applied index and b.Term as its term, all in one atomic step. A batch whose index is not
 	// greater than the applied index is an error (ErrStaleBatch); callers
 	// skip such entries before building a batch. A batch with a non-zero
 	// Prev commits only if the applied index is exactly Prev at the moment
@@ -254,10 +264,24 @@ type Op struct {
 	Member Member
 }
 
+// Position identifies an entry of a Raft log: its index and the term of
+// the leader that appended it. By Raft's Log Matching property two logs
+// holding an entry with the same index and term hold the same entries up
+// to it, so a store's Position names the history it holds, not only how
+// far it got in it.
+type Position struct {
+	Index uint64 `json:"index"`
+	Term  uint64 `json:"term"`
+}
+
 // Batch is an ordered list of primitive changes produced by applying one
 // Raft log entry.
 type Batch struct {
 	Index uint64
+	// Term is the Raft term of the entry at Index, recorded with it (see
+	// Position). 0 means unknown: a batch that restores a snapshot taken
+	// before terms were recorded, or a test's.
+	Term uint64
 	// Prev, when non-zero, is the applied index the batch was built on:
 	// the changes of Ops are only right on top of that state, so a store
 	// at any other index refuses the batch (ErrIndexMismatch) instead of

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -10,7 +11,8 @@ import (
 )
 
 // localHistory is the node's own snapshots and log, from which the state
-// machine rebuilds a metastore that lost data while the node ran.
+// machine rebuilds a metastore that lost data or holds another history,
+// and against which it checks the store's position.
 type localHistory struct {
 	snaps raft.SnapshotStore
 	log   raft.LogStore
@@ -33,11 +35,14 @@ func (h localHistory) NewestSnapshot() (io.ReadCloser, bool, error) {
 	return rc, true, nil
 }
 
-func (h localHistory) Entry(index uint64) ([]byte, bool, error) {
+func (h localHistory) Entry(index uint64) (fsm.LogEntry, error) {
 	var l raft.Log
 	if err := h.log.GetLog(index, &l); err != nil {
-		// raft.ErrLogNotFound: truncated after a snapshot.
-		return nil, false, fmt.Errorf("replication: log entry %d: %w", index, err)
+		if errors.Is(err, raft.ErrLogNotFound) {
+			// Truncated after a snapshot, or not appended yet.
+			return fsm.LogEntry{}, fmt.Errorf("replication: log entry %d: %w: %w", index, fsm.ErrNotInLog, err)
+		}
+		return fsm.LogEntry{}, fmt.Errorf("replication: log entry %d: %w", index, err)
 	}
-	return l.Data, l.Type == raft.LogCommand, nil
+	return fsm.LogEntry{Term: l.Term, Data: l.Data, Command: l.Type == raft.LogCommand}, nil
 }

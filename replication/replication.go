@@ -31,6 +31,13 @@
 // replaying from the snapshot's index would leave a gap, so Open first
 // restores the store from that snapshot itself.
 //
+// The store records the term of each entry with its index, so Open also
+// checks it against the local log and snapshots before Raft starts: a
+// store ahead of both (dropForeignStore), or at an index whose term, or
+// with a root collection, this node's history does not have (another
+// node's or cluster's store, fsm.CheckStore) is emptied and rebuilt rather
+// than applied on top of. The state machine keeps checking while it runs.
+//
 // Open also rebuilds a log that raft-wal v0.4.0 left unreadable after a
 // tail truncation (walrepair.go).
 package replication
@@ -207,8 +214,18 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		_ = n.closeLog()
 		return nil, err
 	}
+	// The state machine checks its store against this node's log and
+	// snapshots from here on: below, at start, and while it runs.
+	cfg.FSM.SetHistory(localHistory{snaps: snaps, log: wal})
 	if err := dropForeignStore(ctx, snaps, wal, cfg.FSM, log); err != nil {
 		return fail(err)
+	}
+	// A store at or below the log's end may still hold another history:
+	// another term at its index, or another cluster's root. CheckStore
+	// empties it and rebuilds it from the local snapshot (a store that is
+	// merely behind, of this history, is left to catch up).
+	if err := cfg.FSM.CheckStore(ctx); err != nil {
+		return fail(fmt.Errorf("replication: check the metadata store against the raft log: %w", err))
 	}
 	if err := catchUp(ctx, snaps, cfg.FSM, log); err != nil {
 		return fail(err)
@@ -277,7 +294,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("replication: no raft state in %s: pass --bootstrap to start a new cluster, or --join to join an existing one: %w", dir, ErrNoState))
 	}
 
-	cfg.FSM.SetHistory(localHistory{snaps: snaps, log: wal})
 	n.raft, err = raft.NewRaft(rc, cfg.FSM, wal, wal, snaps, n.trans)
 	if err != nil {
 		return fail(fmt.Errorf("replication: start raft: %w", err))

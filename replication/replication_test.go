@@ -709,3 +709,50 @@ func TestForeignStoreDropped(t *testing.T) {
 		t.Fatalf("the new cluster's entry is missing:\n%s", got)
 	}
 }
+
+// TestStoreOfAnotherClusterRebuilt restarts a node on a metastore that
+// holds another cluster's state at an index its own log also reaches (a
+// Redis shared by mistake, volumes swapped between clusters): the index
+// alone cannot tell, the store's root collection and the terms can. The
+// node empties the store and rebuilds its own state from its log, instead
+// of skipping its own entries as applied on top of the other cluster's.
+func TestStoreOfAnotherClusterRebuilt(t *testing.T) {
+	url := testredis.Start(t)
+	foreign := openRedis(t, url, "other:")
+	cfg := fastConfig(t, "n1", t.TempDir(), freeAddr(t))
+	cfg.Bootstrap = true
+	other := start(t, cfg, foreign)
+	waitRoot(t, other)
+	workload(t, other, "/other")
+	other.close(t)
+
+	own := openRedis(t, url, "own:")
+	cfg = fastConfig(t, "n1", t.TempDir(), freeAddr(t)) // this node's cluster
+	cfg.Bootstrap = true
+	tn := start(t, cfg, own)
+	waitRoot(t, tn)
+	workload(t, tn, "/mine")
+	workload(t, tn, "/more")
+	want := dump(t, own)
+	foreignAt, err := foreign.AppliedIndex(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := tn.raft.LastIndex(); foreignAt > last {
+		t.Fatalf("the other cluster's store is at %d, past this node's log (%d): the test needs it within", foreignAt, last)
+	}
+	tn.close(t)
+
+	cfg.Bootstrap = false
+	tn = start(t, cfg, foreign)
+	if _, _, err := tn.WaitForLeader(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.Barrier(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(t, foreign); got != want {
+		t.Fatalf("store after restart on another cluster's store:\n%s\nwant:\n%s", got, want)
+	}
+	tn.mustPropose(t, fsm.Command{Op: fsm.OpMkcol, Path: "/after"})
+}

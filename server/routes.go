@@ -90,6 +90,9 @@ func (s *Server) routeTable(digests *verify.Digester) []route {
 		{"GET", "/cluster/digest/entries", secret, http.HandlerFunc(digests.HandleDigestEntries),
 			"NDJSON of the entries the namespace digest hashes, to name differences (verify)"},
 
+		{"GET", "/cluster/snapshot", secret, http.HandlerFunc(s.handleSnapshot),
+			"leader only: a snapshot of the metadata (gzip), streamed, for a node whose own snapshot and log cannot rebuild its store (server/snapshot.go)"},
+
 		{"POST", "/cluster/scrub", secret, http.HandlerFunc(s.scrub.handleScrub),
 			"start a content scrub pass now, for dfs cluster scrub (server/scrub.go)"},
 

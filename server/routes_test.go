@@ -135,9 +135,10 @@ func TestRouteTable(t *testing.T) {
 		{http.MethodGet, "/cluster/nothing"},
 		{http.MethodGet, "/cluster/"},
 		{http.MethodGet, "/cluster/digest/more"},
-		{http.MethodGet, "/cluster/join"},    // POST only
-		{http.MethodGet, "/cluster/scrub"},   // POST only
-		{http.MethodDelete, "/cluster/node"}, // GET only
+		{http.MethodGet, "/cluster/join"},        // POST only
+		{http.MethodGet, "/cluster/scrub"},       // POST only
+		{http.MethodDelete, "/cluster/node"},     // GET only
+		{http.MethodDelete, "/cluster/snapshot"}, // GET only
 		{http.MethodGet, "/healthzz"},
 	} {
 		req, err := http.NewRequest(c.method, c.path, nil)

@@ -372,6 +372,9 @@ func (s *Server) startReplication(ctx context.Context, ccfg cluster.Config) (web
 	if err != nil {
 		return webdav.Limits{}, fmt.Errorf("server: %w", err)
 	}
+	// Only now can the state machine reach the leader, for a store its
+	// own snapshot and log cannot rebuild (snapshot.go).
+	s.fsm.SetSnapshotSource(leaderSnapshots{s})
 	return davLimits, nil
 }
 

@@ -19,6 +19,7 @@
 //	locks     token                 → Lock as JSON
 //	refs      content hash          → count (8-byte big-endian; absent at 0)
 //	meta      "applied"             → applied Raft index (8-byte big-endian)
+//	meta      "term"                → Raft term of that entry (8-byte big-endian; absent: 0)
 //	meta      "used"                → usage counter in bytes (8-byte big-endian)
 package boltstore
 
@@ -48,6 +49,7 @@ var (
 	allBuckets = [][]byte{bucketInodes, bucketDentries, bucketProps, bucketLocks, bucketRefs, bucketMeta, bucketMembers}
 
 	keyApplied = []byte("applied")
+	keyTerm    = []byte("term")
 	keyUsed    = []byte("used")
 )
 
@@ -385,6 +387,26 @@ func appliedIndex(tx *bolt.Tx) (uint64, error) {
 	return decodeUint64(v)
 }
 
+// AppliedPosition implements metastore.Reader: index and term come from
+// one read transaction.
+func (s *Store) AppliedPosition(ctx context.Context) (metastore.Position, error) {
+	var pos metastore.Position
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		if pos.Index, err = appliedIndex(tx); err != nil {
+			return err
+		}
+		if v := tx.Bucket(bucketMeta).Get(keyTerm); v != nil {
+			pos.Term, err = decodeUint64(v)
+		}
+		return err
+	})
+	if err != nil {
+		return metastore.Position{}, fmt.Errorf("boltstore: applied position: %w", err)
+	}
+	return pos, nil
+}
+
 // UsedBytes implements metastore.Reader.
 func (s *Store) UsedBytes(ctx context.Context) (int64, error) {
 	var n int64
@@ -408,8 +430,8 @@ func usedBytes(tx *bolt.Tx) (int64, error) {
 	return int64(n), err
 }
 
-// Commit implements metastore.Store: the ops and the new applied index are
-// written in one bbolt transaction, so a failure anywhere leaves the file as
+// Commit implements metastore.Store: the ops, the new applied index and its
+// term are written in one bbolt transaction, so a failure anywhere leaves the file as
 // it was.
 //
 // ctx is only checked before starting: abandoning a transaction halfway
@@ -438,7 +460,13 @@ func (s *Store) Commit(ctx context.Context, b *metastore.Batch) error {
 				return fmt.Errorf("op %d (kind %d): %w", i, b.Ops[i].Kind, err)
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keyApplied, binary.BigEndian.AppendUint64(nil, b.Index))
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(keyApplied, binary.BigEndian.AppendUint64(nil, b.Index)); err != nil {
+			return err
+		}
+		// Written even at 0, so no term of an earlier entry is left
+		// beside this one's index.
+		return meta.Put(keyTerm, binary.BigEndian.AppendUint64(nil, b.Term))
 	})
 	if err != nil {
 		return fmt.Errorf("boltstore: commit batch %d: %w", b.Index, err)

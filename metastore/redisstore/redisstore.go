@@ -13,6 +13,7 @@
 //	<p>locks    hash    token → Lock as JSON
 //	<p>refs     hash    content hash → count (field absent at 0)
 //	<p>applied  string  index of the last committed batch
+//	<p>term     string  Raft term of that batch's entry (absent: 0)
 //	<p>used     string  usage counter in bytes
 //
 // A listing reads one directory hash and then the children's inode keys,
@@ -195,6 +196,7 @@ func (s *Store) locksKey() string   { return s.prefix + "locks" }
 func (s *Store) membersKey() string { return s.prefix + "members" }
 func (s *Store) refsKey() string    { return s.prefix + "refs" }
 func (s *Store) appliedKey() string { return s.prefix + "applied" }
+func (s *Store) termKey() string    { return s.prefix + "term" }
 func (s *Store) usedKey() string    { return s.prefix + "used" }
 
 func parseID(v string) (metastore.ID, error) {
@@ -447,6 +449,27 @@ func (s *Store) appliedIndex(ctx context.Context) (uint64, error) {
 	return n, err
 }
 
+// AppliedPosition implements metastore.Reader. One MGET reads index and
+// term together: a batch's MULTI/EXEC sets both, and Redis runs no command
+// in between.
+func (s *Store) AppliedPosition(ctx context.Context) (metastore.Position, error) {
+	vals, err := s.rdb.MGet(ctx, s.appliedKey(), s.termKey()).Result()
+	if err != nil {
+		return metastore.Position{}, fmt.Errorf("redisstore: applied position: %w", err)
+	}
+	var pos metastore.Position
+	for i, dst := range []*uint64{&pos.Index, &pos.Term} {
+		str, ok := vals[i].(string)
+		if !ok {
+			continue // absent: 0
+		}
+		if *dst, err = strconv.ParseUint(str, 10, 64); err != nil {
+			return metastore.Position{}, fmt.Errorf("redisstore: applied position: corrupt value %q: %w", str, err)
+		}
+	}
+	return pos, nil
+}
+
 // UsedBytes implements metastore.Reader.
 func (s *Store) UsedBytes(ctx context.Context) (int64, error) {
 	n, err := s.rdb.Get(ctx, s.usedKey()).Int64()
@@ -459,8 +482,8 @@ func (s *Store) UsedBytes(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// Commit implements metastore.Store: every op and the new applied index go
-// in one MULTI/EXEC, so Redis runs them with no other command in between
+// Commit implements metastore.Store: every op, the new applied index and
+// its term go in one MULTI/EXEC, so Redis runs them with no other command in between
 // and a crash of this process cannot leave half a batch.
 //
 // The applied index is checked before the MULTI, not inside it. That is
@@ -534,6 +557,9 @@ func (s *Store) queueBatch(ctx context.Context, p redis.Pipeliner, b *metastore.
 		}
 	}
 	p.Set(ctx, s.appliedKey(), b.Index, 0)
+	// Written even at 0, so no term of an earlier entry is left beside
+	// this one's index.
+	p.Set(ctx, s.termKey(), b.Term, 0)
 	return nil
 }
 
@@ -585,9 +611,9 @@ func (s *Store) queue(ctx context.Context, p redis.Pipeliner, op *metastore.Op) 
 // Reset implements metastore.Store by deleting every key with the prefix,
 // in SCAN-sized batches so a big store does not block Redis.
 //
-// Unlike the bbolt store this is not atomic. The applied index goes first
-// so that a crash halfway leaves a store that claims nothing was applied;
-// the snapshot restore that follows a Reset then simply runs again, instead
+// Unlike the bbolt store this is not atomic. The applied index (with its
+// term) goes first so that a crash halfway leaves a store that claims
+// nothing was applied; the snapshot restore that follows a Reset then simply runs again, instead
 // of the node trusting a half-deleted store.
 func (s *Store) Reset(ctx context.Context) error {
 	if err := s.reset(ctx); err != nil {
@@ -597,7 +623,7 @@ func (s *Store) Reset(ctx context.Context) error {
 }
 
 func (s *Store) reset(ctx context.Context) error {
-	if err := s.rdb.Unlink(ctx, s.appliedKey()).Err(); err != nil {
+	if err := s.rdb.Unlink(ctx, s.appliedKey(), s.termKey()).Err(); err != nil {
 		return err
 	}
 	match := globEscape(s.prefix) + "*"

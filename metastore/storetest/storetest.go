@@ -50,6 +50,7 @@ func Run(t *testing.T, f Factory) {
 		{"UsedBytes", testUsed},
 		{"AppliedIndex", testApplied},
 		{"PrevIndex", testPrev},
+		{"AppliedTerm", testAppliedTerm},
 		{"OpsAppliedInOrder", testOrder},
 		{"FailedBatchAppliesNothing", testFailedBatch},
 		{"Reset", testReset},
