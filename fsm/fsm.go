@@ -95,6 +95,9 @@ type FSM struct {
 	restoreMu  sync.RWMutex
 	stateMu    sync.Mutex
 	rebuilding string // why the store is being reloaded; "" if it is not
+	// reloads counts the starts and ends of reloads (odd: one is under
+	// way), so a ReadGuard sees one that began and ended during a read.
+	reloads atomic.Uint64
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit

@@ -84,8 +84,35 @@ func (f *FSM) Rebuilding() string {
 
 func (f *FSM) setRebuilding(why string) {
 	f.stateMu.Lock()
+	if (f.rebuilding == "") != (why == "") {
+		f.reloads.Add(1)
+	}
 	f.rebuilding = why
 	f.stateMu.Unlock()
+}
+
+// ReadGuard is taken before a request reads the store and checked before
+// its answer goes out (see ReadGuard.Check).
+type ReadGuard struct {
+	f       *FSM
+	reloads uint64
+}
+
+// ReadGuard starts a guarded read.
+func (f *FSM) ReadGuard() ReadGuard { return ReadGuard{f: f, reloads: f.reloads.Load()} }
+
+// Check fails with ErrRebuilding if a restore or rebuild was under way at
+// any time since the guard was taken, when what the request read may come
+// from a half-loaded store (an older version of a file, a folder whose
+// members are not all back), and, through AppliedIndex, if the store now
+// holds less than this node applied (flushed, rolled back, swapped), when
+// the read may have come after the loss.
+func (g ReadGuard) Check(ctx context.Context) error {
+	if r := g.f.reloads.Load(); r != g.reloads || r%2 == 1 {
+		return fmt.Errorf("%w: the store was reloaded while the request read it", ErrRebuilding)
+	}
+	_, err := g.f.AppliedIndex(ctx)
+	return err
 }
 
 // RefCount reads a content reference count, or fails with ErrRebuilding

@@ -236,3 +236,41 @@ func TestAppliedIndexRefusesLostStore(t *testing.T) {
 		}
 	})
 }
+
+// TestReadGuard checks that a read guard fails when a reload of the store
+// began, ended or was under way since it was taken, and when the store
+// lost what the state machine applied, and passes otherwise.
+func TestReadGuard(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(*testing.T) metastore.Store) {
+		e := newEnv(t, open(t))
+		e.init()
+		e.put("/a", "ha")
+		ctx := context.Background()
+		if err := e.f.ReadGuard().Check(ctx); err != nil {
+			t.Fatalf("a guard over a quiet store: %v", err)
+		}
+		g := e.f.ReadGuard()
+		e.f.setRebuilding("test")
+		during := e.f.ReadGuard()
+		if err := g.Check(ctx); !errors.Is(err, ErrRebuilding) {
+			t.Fatalf("a guard taken before a reload that is under way: %v", err)
+		}
+		e.f.setRebuilding("")
+		if err := g.Check(ctx); !errors.Is(err, ErrRebuilding) {
+			t.Fatalf("a guard taken before a reload that ended: %v", err)
+		}
+		if err := during.Check(ctx); !errors.Is(err, ErrRebuilding) {
+			t.Fatalf("a guard taken during a reload: %v", err)
+		}
+		if err := e.f.ReadGuard().Check(ctx); err != nil {
+			t.Fatalf("a guard taken after the reload: %v", err)
+		}
+		g = e.f.ReadGuard()
+		if err := e.s.Reset(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Check(ctx); !errors.Is(err, ErrRebuilding) {
+			t.Fatalf("a guard over a store that lost its data: %v", err)
+		}
+	})
+}

@@ -408,9 +408,8 @@ func (s *Server) buildHTTP(gate *auth.Authenticator, davLimits webdav.Limits) er
 
 		MaxTreeEntries: cfg.Limits.MaxTreeEntries,
 		TreeStep:       cfg.TreeStep,
-		StoreIntact: func(ctx context.Context) error {
-			_, err := s.fsm.AppliedIndex(ctx)
-			return err
+		StoreGuard: func() func(ctx context.Context) error {
+			return s.fsm.ReadGuard().Check
 		},
 		PublicURLs:     publicURLs,
 		TrustedProxies: trustedProxies,

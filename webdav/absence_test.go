@@ -9,11 +9,11 @@ import (
 	"github.com/dfs-project/dfs/fsm"
 )
 
-// TestAbsenceConfirmed checks that an answer saying something is missing,
-// read from the local store, is sent only once the store confirms it still
-// holds what the node applied: a store emptied between the read and the
-// answer turns it into a 503 with Retry-After. Other answers are not
-// delayed by the check.
+// TestAbsenceConfirmed checks that a GET, and an answer saying something
+// is missing, read from the local store, are sent only once the store
+// confirms it still holds what the node applied: a store emptied or
+// reloaded between the read and the answer turns them into a 503 with
+// Retry-After. Refusals that do not depend on it are not delayed.
 func TestAbsenceConfirmed(t *testing.T) {
 	lost := fmt.Errorf("%w: the store is at index 0, below the 42 it had reached", fsm.ErrRebuilding)
 	for _, tc := range []struct {
@@ -28,7 +28,9 @@ func TestAbsenceConfirmed(t *testing.T) {
 		{"MKCOL below a missing collection", hreq{method: "MKCOL", target: "/nodir/d"}, http.StatusConflict},
 		{"PUT If-Match on a missing file", hreq{method: "PUT", target: "/new", body: "x", hdr: hdr{"If-Match": `"abc"`}}, http.StatusPreconditionFailed},
 		{"a refusal that is not about absence", hreq{method: "DELETE", target: "/"}, http.StatusForbidden},
-		{"a success", hreq{method: "GET", target: "/here"}, http.StatusOK},
+		{"GET of a file", hreq{method: "GET", target: "/here"}, http.StatusOK},
+		{"HEAD of a file", hreq{method: "HEAD", target: "/here"}, http.StatusOK},
+		{"GET of a collection", hreq{method: "GET", target: "/"}, http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var intactErr error
@@ -39,7 +41,7 @@ func TestAbsenceConfirmed(t *testing.T) {
 			intactErr = lost
 			r := hs.do(tc.q)
 			switch tc.want {
-			case http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed:
+			case http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed, http.StatusOK:
 				if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 					t.Fatalf("with a lost store: %s, want 503 with Retry-After", r)
 				}

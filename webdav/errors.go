@@ -79,7 +79,7 @@ func (h *Handler) writeError(w *statusWriter, r *http.Request, err error) {
 // was applied to a store at the right index.
 func (h *Handler) confirmAbsence(r *http.Request, err error, se *statusError) *statusError {
 	var fe *fsm.Error
-	if h.intact == nil || errors.As(err, &fe) {
+	if errors.As(err, &fe) {
 		return se
 	}
 	switch se.status {
@@ -87,9 +87,8 @@ func (h *Handler) confirmAbsence(r *http.Request, err error, se *statusError) *s
 	default:
 		return se
 	}
-	if ierr := h.intact(r.Context()); ierr != nil {
-		return h.classify(fmt.Errorf("%w: the local metadata store cannot confirm the answer %d (%s): %w",
-			ErrUnavailable, se.status, se.msg, ierr))
+	if cerr := confirmRead(r.Context()); cerr != nil {
+		return h.classify(fmt.Errorf("cannot confirm the answer %d (%s): %w", se.status, se.msg, cerr))
 	}
 	return se
 }

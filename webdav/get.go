@@ -38,6 +38,9 @@ func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request, p string) er
 			return fail(http.StatusNotFound, "%s does not exist", p)
 		}
 		if ino.IsDir() {
+			if err := confirmRead(ctx); err != nil {
+				return err
+			}
 			return h.serveCollection(w, r, p, ino)
 		}
 		if r.Method == http.MethodGet {
@@ -51,6 +54,11 @@ func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request, p string) er
 			}
 			fs.preopened = &preopened{path: p, hash: ino.Hash, blob: blob}
 			defer fs.closePreopened()
+		}
+		// The inode read above decides what is served: confirm it came
+		// from the node's whole state before the status line goes out.
+		if err := confirmRead(ctx); err != nil {
+			return err
 		}
 		w.Header().Set("Content-Type", contentType(p, ino))
 		h.xdav(fs).ServeHTTP(w, r)

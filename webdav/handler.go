@@ -123,13 +123,14 @@ type Config struct {
 	// node's own (an Ingress host, a load balancer): a COPY or MOVE
 	// Destination may name them (ParsePublicURLs; --public-url).
 	PublicURLs []Origin
-	// StoreIntact confirms that Meta still holds everything this node has
-	// applied (fsm.FSM.AppliedIndex fails when it does not). A 404, 409
-	// or 412 the handler derived from Meta is sent only after it: a store
-	// emptied between the read and the answer (a Redis flushed or
-	// restarted without its data) would otherwise make it false. nil: no
-	// check.
-	StoreIntact func(ctx context.Context) error
+	// StoreGuard is called before a request reads Meta; the function it
+	// returns is called before the answer goes out, and fails if what was
+	// read may not be the node's state (fsm.FSM.ReadGuard): the store was
+	// reloaded meanwhile, or lost what the node applied (a Redis flushed,
+	// restarted without its data, rolled back). A GET or HEAD, and every
+	// 404, 409 or 412 derived from Meta, is answered only after it
+	// passes, else 503. nil: no check.
+	StoreGuard func() func(ctx context.Context) error
 	// TrustedProxies are the peers whose X-Forwarded-Host and
 	// X-Forwarded-Proto say which origin a client addressed
 	// (ParseTrustedProxies; --trusted-proxies). Empty: none, the headers
@@ -151,7 +152,7 @@ type Handler struct {
 	uploads  chan struct{} // upload slots; nil: no limit
 	maxTree  int64
 	treeStep int64
-	intact   func(ctx context.Context) error
+	guard    func() func(ctx context.Context) error
 
 	publicURLs     []Origin
 	trustedProxies []netip.Prefix
@@ -171,7 +172,7 @@ func New(cfg Config) *Handler {
 		limits:   cfg.Limits,
 		maxTree:  cfg.MaxTreeEntries,
 		treeStep: cfg.TreeStep,
-		intact:   cfg.StoreIntact,
+		guard:    cfg.StoreGuard,
 
 		publicURLs:     cfg.PublicURLs,
 		trustedProxies: cfg.TrustedProxies,
@@ -200,6 +201,9 @@ const allowAll = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	sw := &statusWriter{ResponseWriter: w}
+	if h.guard != nil {
+		r = r.WithContext(context.WithValue(r.Context(), guardKey{}, h.guard()))
+	}
 	if h.observe != nil {
 		// Deferred: a response that fails midway ends in a panic
 		// (http.ErrAbortHandler) and still counts.
@@ -375,3 +379,20 @@ func (w *statusWriter) sent() int {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// guardKey holds the request's store guard (Config.StoreGuard) in its
+// context.
+type guardKey struct{}
+
+// confirmRead fails if what the request read from Meta may not be this
+// node's state (Config.StoreGuard).
+func confirmRead(ctx context.Context) error {
+	check, _ := ctx.Value(guardKey{}).(func(context.Context) error)
+	if check == nil {
+		return nil
+	}
+	if err := check(ctx); err != nil {
+		return fmt.Errorf("%w: the local metadata store changed under this request: %w", ErrUnavailable, err)
+	}
+	return nil
+}

@@ -45,7 +45,7 @@ type harnessOptions struct {
 	users          map[string]string // name → password; nil: the API is open
 	publicURLs     []string
 	trustedProxies []string
-	intact         func(context.Context) error // Config.StoreIntact
+	intact         func(context.Context) error // the check of Config.StoreGuard
 }
 
 // harness is one in-process handler behind the auth gate.
@@ -74,7 +74,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	}
 	dav := webdav.New(webdav.Config{
 		Meta: store, Node: node, Blobs: newMemBlobs(), Log: zerolog.Nop(),
-		PublicURLs: publicURLs, TrustedProxies: trusted, StoreIntact: o.intact,
+		PublicURLs: publicURLs, TrustedProxies: trusted, StoreGuard: guardOf(o.intact),
 	})
 	acfg := auth.Config{ClusterSecret: harnessSecret, Log: zerolog.Nop()}
 	if o.users != nil {
@@ -247,3 +247,11 @@ func (b *memBlobs) Open(_ context.Context, hash string, _ int64) (webdav.Content
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// guardOf is a Config.StoreGuard whose check is check (nil: no guard).
+func guardOf(check func(context.Context) error) func() func(context.Context) error {
+	if check == nil {
+		return nil
+	}
+	return func() func(context.Context) error { return check }
+}
