@@ -56,16 +56,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 // yet, with the bug. The default run leaves them out and says so;
 // -faults.awaiting-fix, or naming them in -faults.kinds, runs them (and
 // fails until the bug is fixed). Remove a kind from here with its fix.
-var faultsAwaitingFix = map[string]string{
-	"redis-flushall": storeWindowBug,
-	"redis-wipe":     storeWindowBug,
-}
-
-const storeWindowBug = "a node whose Redis lost data it had applied (FLUSHALL; a new, empty Redis) serves reads " +
-	"and checks writes against the damaged store until fsm.CheckStore notices (up to a second later): " +
-	"stale reads (404 for files acknowledged " +
-	"long before, deleted collections back), and refusals of writes that claim existing resources or parent " +
-	"collections are missing (404, 409); see docs/faults.md"
+var faultsAwaitingFix = map[string]string{}
 
 // faultSummary is what a run found; TestFaults adds the clusters' up.
 type faultSummary struct {
