@@ -71,6 +71,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags docker ./e2e
+	$(GO) vet -tags dfsfaults ./content ./server
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck ./...
 	$(GOBIN)/staticcheck -tags docker ./e2e
@@ -89,8 +90,12 @@ helm-check:
 		$(GOBIN)/helm template dfs helm/dfs --kube-version $(HELM_KUBE_VERSION) -f $$f >/dev/null || exit 1; \
 	done
 
+# The disk fault tests need the content store's fault hook, compiled only
+# with the dfsfaults build tag (release builds cannot inject anything):
+# only those tests run a second time with it.
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 5m -tags dfsfaults -run '^TestContent(Write|Read)Faults$$' ./server
 
 # Replays every fuzz corpus (seeds and saved inputs) as ordinary tests; the
 # unit target already does this, fuzz-smoke also runs each fuzzer briefly.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,7 +180,7 @@ func (c *Cluster) watchLeader(ctx context.Context, target string, fwd *forwarded
 func interruptible(ctx context.Context, body io.ReadCloser) *interruptibleBody {
 	pr, pw := io.Pipe()
 	context.AfterFunc(ctx, func() { pr.CloseWithError(context.Cause(ctx)) })
-	return &interruptibleBody{src: body, pr: pr, pw: pw}
+	return &interruptibleBody{src: body, pr: pr, pw: pw, copied: make(chan struct{})}
 }
 
 type interruptibleBody struct {
@@ -188,8 +189,9 @@ type interruptibleBody struct {
 	pw  *io.PipeWriter
 
 	mu       sync.Mutex
-	started  bool // the copy from src runs
-	finished bool // the proxy is done: no copy starts any more
+	started  bool          // the copy from src runs
+	finished bool          // the proxy is done: no copy starts any more
+	copied   chan struct{} // closed when the copy from src has returned
 }
 
 func (b *interruptibleBody) Read(p []byte) (int, error) {
@@ -197,6 +199,7 @@ func (b *interruptibleBody) Read(p []byte) (int, error) {
 	if !b.started && !b.finished {
 		b.started = true
 		go func() {
+			defer close(b.copied)
 			_, err := io.Copy(b.pw, b.src)
 			b.pw.CloseWithError(err)
 		}()
@@ -208,31 +211,46 @@ func (b *interruptibleBody) Read(p []byte) (int, error) {
 func (b *interruptibleBody) Close() error { return b.pr.Close() }
 
 // finish is called once the proxy is done with the request, whose answer
-// has been written to w. A body nobody started reading (the leader could
-// not be reached) is closed here, before the handler returns: net/http's
-// server, in full duplex, panics on the connection's next request when the
-// handler left the body unread (golang/go#68560), and the client's
-// kept-alive connection is reset. The answer is flushed first, so a client
-// slow to send its body has it at once; Close then discards a small rest,
-// and the connection stays usable. Two bodies are left alone: one whose
-// client waits for 100 Continue (it never sends it, net/http closes that
-// connection itself, and Close would wait for bytes that never come), and
-// one whose copy runs (it may be waiting on the client; it ends by itself).
+// has been written to w. It returns only when nothing reads the client's
+// body any more: net/http finishes a body the handler left unread after
+// the handler returns, and in full duplex a read of it still running then
+// (or the server's own read to its end) races with the server's read of
+// the connection's next request: "invalid concurrent Body.Read call", a
+// panic that drops the client's kept-alive connection (golang/go#68560).
+//
+// A copy that runs (the leader answered before it had the whole body: a
+// 507, 412 or 413 refusal) is stopped: the pipe is closed, so its next
+// write fails, and finish waits for its read of the client's body in
+// progress to return; that read has the I/O timeout's deadline, so a
+// stalled client cannot hold the handler past it. A body nobody started
+// reading (the leader could not be reached) is closed without a copy.
+// Either way the answer is flushed first, so a client slow to send its body
+// has it at once; Close then discards a small rest, and the connection
+// stays usable. A body whose client waits for 100 Continue and never got it
+// is left alone: the client never sends it, net/http closes that
+// connection itself, and Close would wait for bytes that never come.
 func (b *interruptibleBody) finish(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	b.finished = true
 	started := b.started
 	b.mu.Unlock()
-	if started {
-		return
-	}
 	b.pw.CloseWithError(io.ErrUnexpectedEOF)
-	if strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+	if r.Context().Err() == nil {
+		// Nothing is written for a client that went away; a flush
+		// would make that a 200.
+		_ = http.NewResponseController(w).Flush()
+	}
+	if started {
+		b.pr.CloseWithError(errProxyDone)
+		<-b.copied
+	} else if strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
 		return
 	}
-	_ = http.NewResponseController(w).Flush()
 	_ = b.src.Close()
 }
+
+// errProxyDone ends the copy of a body the leader no longer reads.
+var errProxyDone = errors.New("the forwarded request is answered")
 
 func (c *Cluster) newProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
@@ -283,9 +301,20 @@ func (c *Cluster) newProxy() *httputil.ReverseProxy {
 	}
 }
 
+// unavailable answers 503 with Retry-After. The answer states its length:
+// it may be flushed while the client still sends its body (see finish),
+// and a client that waits for the answer's end before it goes on must
+// not have to wait for the handler to return.
 func unavailable(w http.ResponseWriter, why string) {
-	w.Header().Set("Retry-After", "1")
-	http.Error(w, "dfs: "+why+"; retry", http.StatusServiceUnavailable)
+	msg := "dfs: " + why + "; retry\n"
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Retry-After", "1")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(msg)))
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = io.WriteString(w, msg)
 }
 
 // logWriter routes the proxy's own messages into the node's log.

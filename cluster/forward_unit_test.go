@@ -1,8 +1,13 @@
 package cluster_test
 
 import (
+	"bufio"
+	"fmt"
 	"io"
+	"log"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -192,5 +197,96 @@ func TestForwardWaitsForALeader(t *testing.T) {
 	got := do(t, http.MethodDelete, node.URL+"/f.txt", "", nil)
 	if got.status != http.StatusNoContent || len(atLeader.all()) != 1 {
 		t.Fatalf("status %d %q, the leader served %d requests: want 204 from the leader", got.status, got.body, len(atLeader.all()))
+	}
+}
+
+// syncBuffer is a log the server writes from its connection goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestForwardEarlyAnswerWhileBodyArrives: the leader answers a forwarded
+// upload before reading its body (507 for lack of room, 412, 413), and the
+// client sends the rest of its body only after it has that answer. The
+// follower's copy of the body to the leader was still reading the client's
+// body when its handler returned; net/http then finished the body itself,
+// started watching the connection after it, and its read of the next
+// request met that watch: "http: panic serving ...: invalid concurrent
+// Body.Read call" in the node's log, and the client's kept-alive
+// connection closed under its next request. The handler must not return
+// while anything still reads the body.
+func TestForwardEarlyAnswerWhileBodyArrives(t *testing.T) {
+	leader := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Refused before the body is read, as the leader's PUT does
+		// when the announced size does not fit.
+		w.WriteHeader(http.StatusInsufficientStorage)
+		io.WriteString(w, "no room")
+	}))
+	f := newFakeRaft()
+	f.setLeader("n2")
+	f.members.put(metastore.Member{ID: "n2", URL: leader.URL + "/", RaftAddr: "n2.raft:7000"})
+	c := newUnitCluster(t, f, nil)
+	var serverLog syncBuffer
+	node := httptest.NewUnstartedServer(c.Forward(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "served by n1")
+	})))
+	node.Config.ErrorLog = log.New(&serverLog, "", 0)
+	node.Start()
+	t.Cleanup(node.Close)
+
+	conn, err := net.Dial("tcp", node.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	// More than net/http discards for a handler that did not read a body
+	// (256 KiB), so the leader answers at once; the rest, sent after the
+	// answer, less than that, so the follower's server reads it to its
+	// end after the handler.
+	const first, rest = 200 << 10, 200 << 10
+	fmt.Fprintf(conn, "PUT /big.bin HTTP/1.1\r\nHost: dav.example\r\nContent-Length: %d\r\n\r\n", first+rest)
+	if _, err := conn.Write(make([]byte, first)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer to the upload: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("upload: %d %q, want the leader's 507", resp.StatusCode, b)
+	}
+	if _, err := conn.Write(make([]byte, rest)); err != nil {
+		t.Fatalf("sending the rest of the body after the answer: %v", err)
+	}
+	// The next request on the same connection.
+	fmt.Fprintf(conn, "GET /f.txt HTTP/1.1\r\nHost: dav.example\r\n\r\n")
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the next request on the kept-alive connection: %v\nserver log:\n%s", err, serverLog.String())
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "served by n1" {
+		t.Fatalf("the next request: %d %q, want 200 from n1", resp.StatusCode, b)
+	}
+	if l := serverLog.String(); strings.Contains(l, "panic") {
+		t.Fatalf("the follower's server panicked:\n%s", l)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -204,6 +205,14 @@ func (f *File) load(k int64) error {
 		f.sc = sc
 		n, err = f.readBlock(*f.buf, k, f.sc)
 	}
+	if err != nil && !errors.Is(err, ErrCorrupt) && errors.Is(err, syscall.EIO) {
+		// A block the device cannot read is as lost as a corrupt one:
+		// the object is set aside like one, so that its readers continue
+		// from a peer's copy (read repair) and the fresh copy lands on
+		// other sectors, instead of every read of it failing until the
+		// scrubber comes by.
+		err = fmt.Errorf("%w: %s: block %d unreadable: %w", ErrCorrupt, f.hash, k, err)
+	}
 	if errors.Is(err, ErrCorrupt) {
 		f.s.quarantine(f.hash, f.info, err)
 		f.err = err
@@ -220,6 +229,9 @@ func (f *File) load(k int64) error {
 func (f *File) readBlock(buf []byte, k int64, sc *sidecar) (int, error) {
 	off := k * BlockSize
 	n := int(min(BlockSize, f.size-off))
+	if err := injected(FaultRead, f.f.Name()); err != nil {
+		return 0, fmt.Errorf("content: read %s at %d: %w", f.hash, off, err)
+	}
 	if m, err := f.f.ReadAt(buf[:n], off); m < n {
 		if err == io.EOF {
 			return 0, fmt.Errorf("%w: %s: file ends at byte %d, it had %d bytes when opened", ErrCorrupt, f.hash, off+int64(m), f.size)

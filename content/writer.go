@@ -59,6 +59,10 @@ func (h *hashingFile) write(p []byte, what string) (int, error) {
 	if h.err != nil {
 		return 0, h.err
 	}
+	if err := injected(FaultWrite, h.f.Name()); err != nil {
+		h.err = fmt.Errorf("content: %s: %w", what, err)
+		return 0, h.err
+	}
 	n, err := hashWrite(h.f, h.sum, p)
 	h.sums.write(p[:n])
 	h.n += int64(n)
@@ -129,7 +133,11 @@ func (w *Writer) Commit() (Blob, error) {
 	// The data must be on disk before the rename can make it visible,
 	// otherwise a crash could leave a complete-looking name over
 	// missing blocks.
-	if err := w.f.Sync(); err != nil {
+	err := injected(FaultSync, w.f.Name())
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if err != nil {
 		w.discard()
 		return Blob{}, fmt.Errorf("content: fsync temp file: %w", err)
 	}

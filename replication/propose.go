@@ -88,8 +88,16 @@ func (n *Node) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.Result, erro
 	if err != nil {
 		return nil, fmt.Errorf("replication: propose %s: %w", what, err)
 	}
-	f := n.raft.Apply(data, n.timeout(ctx))
-	if err := await(ctx, f); err != nil {
+	// Raft's timeout bounds only the enqueueing of the entry; the wait
+	// for it to apply needs its own bound. A state machine that cannot
+	// apply (its store on a full or failing volume retries the entry
+	// until it succeeds) would otherwise hold the request for as long as
+	// the fault lasts, where the client must get 503 and retry.
+	wait := n.timeout(ctx)
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	f := n.raft.Apply(data, wait)
+	if err := await(wctx, f); err != nil {
 		return nil, n.raftErr("propose "+what, err)
 	}
 	switch r := f.Response().(type) {

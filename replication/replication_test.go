@@ -512,6 +512,7 @@ func TestProposeContext(t *testing.T) {
 	gs := &gatedStore{Store: openBolt(t, filepath.Join(dir, "meta.db"))}
 	cfg := fastConfig(t, "n1", dir, freeAddr(t))
 	cfg.Bootstrap = true
+	cfg.ApplyTimeout = time.Second
 	tn := start(t, cfg, gs)
 	waitRoot(t, tn)
 
@@ -534,13 +535,26 @@ func TestProposeContext(t *testing.T) {
 	if d := time.Since(began); d > 2*time.Second {
 		t.Fatalf("Propose took %v to give up", d)
 	}
+	// Without a deadline of its own, the wait is bounded by ApplyTimeout:
+	// a state machine that cannot apply (its store on a full volume)
+	// must not hold the request for as long as the fault lasts.
+	began = time.Now()
+	_, err = tn.Propose(context.Background(), &fsm.Command{Op: fsm.OpMkcol, Path: "/slow2"})
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("Propose while applying hangs, no deadline: %v, want outcome unknown", err)
+	}
+	if d := time.Since(began); d > 3*time.Second {
+		t.Fatalf("Propose without a deadline took %v to give up, want ApplyTimeout (%v)", d, cfg.ApplyTimeout)
+	}
 	gs.open()
-	// The abandoned entry still applies.
+	// The abandoned entries still apply.
 	if err := tn.Barrier(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fsm.Resolve(context.Background(), gs, "/slow"); err != nil {
-		t.Fatalf("abandoned entry not applied: %v", err)
+	for _, p := range []string{"/slow", "/slow2"} {
+		if _, err := fsm.Resolve(context.Background(), gs, p); err != nil {
+			t.Fatalf("abandoned entry %s not applied: %v", p, err)
+		}
 	}
 }
 

@@ -194,7 +194,7 @@ type progressBody struct {
 	rc *http.ResponseController
 	d  time.Duration
 	// Atomic: a forwarding node copies the body in a goroutine of its
-	// own, which may still read when the handler has returned.
+	// own (the handler waits for it to end before it returns).
 	done   atomic.Bool // the body has ended
 	failed atomic.Bool // a read failed: the deadline stays as it is
 }
