@@ -47,6 +47,11 @@ type SnapshotSource interface {
 	// FetchSnapshot returns a snapshot stream (the format of
 	// WriteSnapshot), which the caller reads to the end and closes.
 	FetchSnapshot(ctx context.Context) (io.ReadCloser, error)
+	// Restored is told, without the state machine's lock held, that a
+	// snapshot it gave has been restored at index. The node's own log may
+	// not reach back to its first entry then, and it has no snapshot to
+	// start from: it should take one of its own.
+	Restored(index uint64)
 }
 
 // ErrStoreLost means the metadata store no longer holds entries this
@@ -303,6 +308,8 @@ func (f *FSM) reloadLocked(ctx context.Context, target uint64, log zerolog.Logge
 	if err != nil {
 		return 0, "", fmt.Errorf("%w: rebuild: %s, and restoring the leader's snapshot failed: %w", ErrStoreLost, gap, err)
 	}
+	// Asynchronously: taking a snapshot needs the lock held here.
+	go f.source.Restored(from)
 	return from, "the leader's snapshot", nil
 }
 

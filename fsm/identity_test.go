@@ -229,8 +229,11 @@ func must[T any](v T, err error) T {
 type leaderSource struct {
 	leader  *FSM
 	fail    error
-	fetches atomic.Int64
+	fetches  atomic.Int64
+	restored atomic.Int64
 }
+
+func (s *leaderSource) Restored(uint64) { s.restored.Add(1) }
 
 func (s *leaderSource) FetchSnapshot(ctx context.Context) (io.ReadCloser, error) {
 	s.fetches.Add(1)

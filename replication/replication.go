@@ -217,6 +217,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// The state machine checks its store against this node's log and
 	// snapshots from here on: below, at start, and while it runs.
 	cfg.FSM.SetHistory(localHistory{snaps: snaps, log: wal})
+	if err := dropHeadlessLog(snaps, wal, log); err != nil {
+		return fail(err)
+	}
 	if err := dropForeignStore(ctx, snaps, wal, cfg.FSM, log); err != nil {
 		return fail(err)
 	}
@@ -431,4 +434,42 @@ func (n *Node) Close(ctx context.Context) error {
 		n.log.Info().Msg("raft stopped")
 	})
 	return n.closeErr
+}
+
+// dropHeadlessLog empties a Raft log that no snapshot precedes: one whose
+// first entry is past 1 while the node has no snapshot (its snapshot
+// directory was lost, or it rebuilt its store from the leader's snapshot
+// and stopped before taking one of its own). hashicorp/raft cannot start
+// on such a log (it reads entries from 1 on and panics). Without it, the
+// node starts as a member with its term and vote intact but nothing
+// logged: the leader sends it a snapshot and the entries after it, and
+// dropForeignStore then finds its metadata store ahead of everything it
+// holds and empties it for that snapshot. A single-node cluster in this
+// state has no leader to send one; it stays without a leader, and says so.
+func dropHeadlessLog(snaps raft.SnapshotStore, logs raft.LogStore, log zerolog.Logger) error {
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("replication: first log index: %w", err)
+	}
+	if first <= 1 {
+		return nil
+	}
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("replication: list snapshots: %w", err)
+	}
+	if len(list) > 0 && list[0].Index+1 >= first {
+		return nil
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return fmt.Errorf("replication: last log index: %w", err)
+	}
+	log.Error().Uint64("first_index", first).Uint64("last_index", last).Int("snapshots", len(list)).
+		Msg("the Raft log starts past what any local snapshot covers (snapshots lost): dropping the log; " +
+			"the leader will send a snapshot (a single-node cluster cannot recover this way: restore a backup)")
+	if err := logs.DeleteRange(first, last); err != nil {
+		return fmt.Errorf("replication: drop a log no snapshot precedes: %w", err)
+	}
+	return nil
 }

@@ -70,6 +70,20 @@ type leaderSnapshots struct{ s *Server }
 
 var _ fsm.SnapshotSource = leaderSnapshots{}
 
+// Restored implements fsm.SnapshotSource: the node snapshots the state it
+// restored, so that a restart finds a snapshot to start from rather than a
+// log whose first entries it never had.
+func (l leaderSnapshots) Restored(index uint64) {
+	s := l.s
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.node.Snapshot(ctx); err != nil {
+		s.log.Warn().Err(err).Uint64("index", index).Msg("cannot snapshot the state restored from the leader; a restart drops the log and asks the leader again")
+		return
+	}
+	s.log.Info().Uint64("index", index).Msg("snapshotted the state restored from the leader")
+}
+
 // errLeadsItself: a leader whose own history cannot rebuild its store has
 // no one to ask; it stays not ready (see docs/operations.md).
 var errLeadsItself = errors.New("this node leads: there is no leader to fetch a snapshot from")
