@@ -76,6 +76,8 @@ type FSM struct {
 	// given: a store found below it lost data (see CheckStore).
 	high     uint64
 	highSeen atomic.Uint64 // high, for readers that do not hold mu
+	// appliedNow is applied, for readers that do not hold mu (Applied).
+	appliedNow atomic.Uint64
 	checkNow chan struct{} // asks WatchStore for a check at once
 	history  History       // where a store that lost data is rebuilt from
 	// source fetches the leader's snapshot when history cannot rebuild
@@ -216,6 +218,11 @@ func (f *FSM) setHigh(i uint64) {
 	f.highSeen.Store(i)
 }
 
+// Applied returns the index of the last entry this state machine applied
+// (or restored), from memory: no store read, and no check that the store
+// still holds it (AppliedIndex does both).
+func (f *FSM) Applied() uint64 { return f.appliedNow.Load() }
+
 // WaitApplied blocks until the store has applied index (read-your-writes
 // on a follower: wait for the index the leader reported), or ctx is done.
 func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
@@ -240,6 +247,7 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 
 func (f *FSM) setApplied(index, term uint64) {
 	f.applied, f.appliedTerm, f.appliedOK = index, term, true
+	f.appliedNow.Store(index)
 	f.notifyMu.Lock()
 	close(f.notify)
 	f.notify = make(chan struct{})

@@ -34,7 +34,7 @@ const (
 
 // freeAddr returns a loopback address with a port nobody listens on. The
 // test reuses it across restarts, as a pod keeps its address.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,7 +45,7 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-func testLogger(t *testing.T) zerolog.Logger {
+func testLogger(t testing.TB) zerolog.Logger {
 	lb := &testlog.Buffer{}
 	lb.ShowOnFailure(t, "node logs")
 	return zerolog.New(lb).Level(zerolog.DebugLevel).With().Timestamp().Logger()
@@ -59,7 +59,7 @@ type testNode struct {
 }
 
 // fastConfig is a Config with loopback-speed timeouts.
-func fastConfig(t *testing.T, id, dir, addr string) Config {
+func fastConfig(t testing.TB, id, dir, addr string) Config {
 	return Config{
 		ID:                 id,
 		RaftAddr:           addr,
@@ -78,7 +78,7 @@ func fastConfig(t *testing.T, id, dir, addr string) Config {
 
 // start opens a node over store with a fresh FSM (as a restarted process
 // would) and closes it when the test ends.
-func start(t *testing.T, cfg Config, store metastore.Store) *testNode {
+func start(t testing.TB, cfg Config, store metastore.Store) *testNode {
 	t.Helper()
 	f := fsm.New(store, cfg.Logger, fsm.WithTempDir(t.TempDir()))
 	cfg.FSM = f
@@ -91,7 +91,7 @@ func start(t *testing.T, cfg Config, store metastore.Store) *testNode {
 	return tn
 }
 
-func (tn *testNode) close(t *testing.T) {
+func (tn *testNode) close(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -100,7 +100,7 @@ func (tn *testNode) close(t *testing.T) {
 	}
 }
 
-func openBolt(t *testing.T, path string) metastore.Store {
+func openBolt(t testing.TB, path string) metastore.Store {
 	t.Helper()
 	s, err := boltstore.Open(path)
 	if err != nil {
@@ -110,7 +110,7 @@ func openBolt(t *testing.T, path string) metastore.Store {
 	return s
 }
 
-func openRedis(t *testing.T, url, prefix string) metastore.Store {
+func openRedis(t testing.TB, url, prefix string) metastore.Store {
 	t.Helper()
 	s, err := redisstore.Open(context.Background(), url, redisstore.WithPrefix(prefix))
 	if err != nil {
@@ -120,14 +120,14 @@ func openRedis(t *testing.T, url, prefix string) metastore.Store {
 	return s
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // waitRoot waits until the leader's automatic OpInit has been applied.
-func waitRoot(t *testing.T, tn *testNode) metastore.Inode {
+func waitRoot(t testing.TB, tn *testNode) metastore.Inode {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -769,4 +769,50 @@ func TestStoreOfAnotherClusterRebuilt(t *testing.T) {
 		t.Fatalf("store after restart on another cluster's store:\n%s\nwant:\n%s", got, want)
 	}
 	tn.mustPropose(t, fsm.Command{Op: fsm.OpMkcol, Path: "/after"})
+}
+
+// TestReadIndexWritesNothing checks the read index of the Raft thesis: it
+// covers every write acknowledged before it, also right after a new term
+// began (whose first entry, a no-op, never reaches the state machine), and
+// it appends nothing to the log.
+func TestReadIndexWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fastConfig(t, "n1", dir, freeAddr(t))
+	cfg.Bootstrap = true
+	tn := start(t, cfg, openBolt(t, filepath.Join(dir, "meta.db")))
+	waitRoot(t, tn)
+	// The first check of a term costs one barrier (LeaderReady); then no
+	// read index writes anything.
+	if err := tn.LeaderReady(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	tn.mustPropose(t, fsm.Command{Op: fsm.OpMkcol, Path: "/a"})
+	wrote := tn.raft.LastIndex()
+	for range 3 {
+		ri, err := tn.ReadIndex(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ri < wrote {
+			t.Fatalf("read index %d below the acknowledged write at %d", ri, wrote)
+		}
+	}
+	if last := tn.raft.LastIndex(); last != wrote {
+		t.Fatalf("read indexes appended to the log: %d -> %d", wrote, last)
+	}
+	tn.close(t)
+
+	// A new term: the log ends with the leader's no-op.
+	cfg.Bootstrap = false
+	tn = start(t, cfg, tn.store)
+	if _, _, err := tn.WaitForLeader(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ri, err := tn.ReadIndex(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ri != wrote {
+		t.Fatalf("read index in a new term %d, want the last command's %d (log ends at %d)", ri, wrote, tn.raft.LastIndex())
+	}
 }
