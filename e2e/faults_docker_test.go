@@ -76,23 +76,23 @@ type faultNode struct {
 
 // faultCluster is one set of nodes on the suite's private networks.
 type faultCluster struct {
-	t       *testing.T
-	prefix  string
-	net     string // main network
-	net2    string // the minority's network during a 3/2 split
-	secret  string
-	dfsImg  string
-	redImg  string
-	expect  int          // --bootstrap-expect: the initial size
-	peers   []string     // --peers: the initial nodes' URLs by DNS name
-	nodes   []*faultNode // every node this cluster may run (dfs-0 ... dfs-4), started or not
-	http    *http.Client
-	extra   []string // extra dfs server flags for every node
+	t      *testing.T
+	prefix string
+	net    string // main network
+	net2   string // the minority's network during a 3/2 split
+	secret string
+	dfsImg string
+	redImg string
+	expect int          // --bootstrap-expect: the initial size
+	peers  []string     // --peers: the initial nodes' URLs by DNS name
+	nodes  []*faultNode // every node this cluster may run (dfs-0 ... dfs-4), started or not
+	http   *http.Client
+	extra  []string // extra dfs server flags for every node
 	// dfsMemory and redisMemory are docker run --memory limits of the
 	// containers ("": none), e.g. the Helm chart's.
 	dfsMemory, redisMemory string
-	cleanMu sync.Mutex
-	cleaned bool
+	cleanMu                sync.Mutex
+	cleaned                bool
 
 	panicMu sync.Mutex
 	panics  int // lines of dfs logs that report a panic (scanPanics)
@@ -272,14 +272,14 @@ func (c *faultCluster) addNode(ctx context.Context, i int) error {
 	args := []string{"run", "-d", "--name", n.dfs, "--label", faultsLabel}
 	args = append(args, memoryArgs(c.dfsMemory)...)
 	args = append(args, "--network", "container:"+n.sandbox, "-v", n.dfs+":/data",
-		"-e", "DFS_ID=" + name,
+		"-e", "DFS_ID="+name,
 		"-e", "DFS_HTTP_ADDR=:8080",
 		"-e", "DFS_RAFT_ADDR=0.0.0.0:7000",
-		"-e", "DFS_ADVERTISE_URL=http://" + name + ":8080",
-		"-e", "DFS_RAFT_ADVERTISE=" + n.ip + ":7000",
+		"-e", "DFS_ADVERTISE_URL=http://"+name+":8080",
+		"-e", "DFS_RAFT_ADVERTISE="+n.ip+":7000",
 		"-e", fmt.Sprintf("DFS_BOOTSTRAP_EXPECT=%d", c.expect),
-		"-e", "DFS_PEERS=" + strings.Join(c.peers, ","),
-		"-e", "DFS_CLUSTER_SECRET=" + c.secret,
+		"-e", "DFS_PEERS="+strings.Join(c.peers, ","),
+		"-e", "DFS_CLUSTER_SECRET="+c.secret,
 		"-e", "DFS_REDIS_URL=redis://127.0.0.1:6379/0",
 		"-e", "DFS_LOG_FORMAT=json",
 		"-e", "DFS_ADDR=http://127.0.0.1:8080",

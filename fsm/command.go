@@ -205,7 +205,7 @@ type Result struct {
 	Job string
 	// More is set by OpPurge and OpCopyStep when work remains.
 	More bool
-	Lock    metastore.Lock  // OpLock / OpRefresh: the lock as stored
+	Lock metastore.Lock // OpLock / OpRefresh: the lock as stored
 	// LockedPath is the path whose lock blocked the command (Code == Locked).
 	LockedPath string
 }

@@ -78,8 +78,8 @@ type FSM struct {
 	highSeen atomic.Uint64 // high, for readers that do not hold mu
 	// appliedNow is applied, for readers that do not hold mu (Applied).
 	appliedNow atomic.Uint64
-	checkNow chan struct{} // asks WatchStore for a check at once
-	history  History       // where a store that lost data is rebuilt from
+	checkNow   chan struct{} // asks WatchStore for a check at once
+	history    History       // where a store that lost data is rebuilt from
 	// source fetches the leader's snapshot when history cannot rebuild
 	// the store; fetchTimeout bounds that fetch and its restore.
 	source       SnapshotSource

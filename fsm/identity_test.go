@@ -227,8 +227,8 @@ func must[T any](v T, err error) T {
 
 // leaderSource serves snapshots of a leader's state machine, or fails.
 type leaderSource struct {
-	leader  *FSM
-	fail    error
+	leader   *FSM
+	fail     error
 	fetches  atomic.Int64
 	restored atomic.Int64
 }
