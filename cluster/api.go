@@ -365,6 +365,7 @@ func (c *Cluster) nodeInfo(ctx context.Context) (NodeInfo, error) {
 		CommitIndex:    st.CommitIndex,
 		AppliedIndex:   st.AppliedIndex,
 		ContentBacklog: c.ContentBacklog(),
+		Rebuilding:     st.Rebuilding,
 		Scrub:          c.scrubStatus(),
 	}, nil
 }

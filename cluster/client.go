@@ -79,6 +79,10 @@ type NodeInfo struct {
 	CommitIndex    uint64  `json:"commit_index"`
 	AppliedIndex   uint64  `json:"applied_index"`
 	ContentBacklog Backlog `json:"content_backlog"`
+	// Rebuilding says why the node's metadata store is being reloaded
+	// (it lost data, or a snapshot is restored); the node is not ready
+	// meanwhile.
+	Rebuilding string `json:"rebuilding,omitempty"`
 	// Scrub is the node's content scrub report; absent from nodes that
 	// predate it.
 	Scrub *ScrubStatus `json:"scrub,omitempty"`
@@ -131,6 +135,7 @@ type NodeStatus struct {
 	// either is unknown.
 	Lag            *uint64      `json:"lag"`
 	ContentBacklog Backlog      `json:"content_backlog"`
+	Rebuilding     string       `json:"rebuilding,omitempty"`
 	Scrub          *ScrubStatus `json:"scrub,omitempty"`
 	RaftAddr       string       `json:"raft_addr"`
 	// Voter is whether the node votes in Raft; false for an entry only

@@ -55,6 +55,7 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 			ns.Role = strings.ToLower(st.Role)
 			ns.AppliedIndex = st.AppliedIndex
 			ns.ContentBacklog = c.ContentBacklog()
+			ns.Rebuilding = st.Rebuilding
 			ns.Scrub = c.scrubStatus()
 			continue
 		}
@@ -73,6 +74,7 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 				return
 			}
 			ns.Role, ns.AppliedIndex, ns.ContentBacklog = info.Role, info.AppliedIndex, info.ContentBacklog
+			ns.Rebuilding = info.Rebuilding
 			ns.Scrub = info.Scrub
 		}()
 	}

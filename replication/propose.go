@@ -345,6 +345,9 @@ type Status struct {
 	// and large copies not yet in place.
 	PurgingTrees   int `json:"purging_trees"`
 	BuildingCopies int `json:"building_copies"`
+	// Rebuilding says why the node's metadata store is being reloaded
+	// (a snapshot restore, a rebuild after it lost data); empty if not.
+	Rebuilding string `json:"rebuilding,omitempty"`
 }
 
 // roleAndTerm reads the node's role and current term as one pair. raft
@@ -377,12 +380,25 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		CommitIndex:      n.raft.CommitIndex(),
 		LastLogIndex:     n.raft.LastIndex(),
 		RaftAppliedIndex: n.raft.AppliedIndex(),
+		Rebuilding:       n.fsm.Rebuilding(),
 	}
 	applied, err := n.AppliedIndex(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, fsm.ErrRebuilding) || errors.Is(err, fsm.ErrStoreLost):
+		// A node that heals its store still reports: what it applied
+		// before, and why it is not serving.
+		if s.Rebuilding == "" {
+			s.Rebuilding = err.Error()
+		}
+		applied = n.fsm.Applied()
+	case err != nil:
 		return s, err
 	}
 	s.AppliedIndex = applied
+	if s.Rebuilding != "" {
+		// The work areas are not readable while the store reloads.
+		return s, n.configuration(ctx, &s)
+	}
 	for _, a := range []struct {
 		id  metastore.ID
 		out *int
@@ -393,12 +409,17 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		}
 		*a.out = len(ents)
 	}
+	return s, n.configuration(ctx, &s)
+}
+
+// configuration adds the Raft configuration's servers to s.
+func (n *Node) configuration(ctx context.Context, s *Status) error {
 	cf := n.raft.GetConfiguration()
 	if err := await(ctx, cf); err != nil {
-		return s, fmt.Errorf("replication: read configuration: %w", err)
+		return fmt.Errorf("replication: read configuration: %w", err)
 	}
 	for _, srv := range cf.Configuration().Servers {
 		s.Servers = append(s.Servers, Server{ID: string(srv.ID), Address: string(srv.Address), Suffrage: srv.Suffrage.String()})
 	}
-	return s, nil
+	return nil
 }

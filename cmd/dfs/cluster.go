@@ -115,6 +115,10 @@ func printStatus(w io.Writer, st cluster.Status) error {
 		if n.Error != "" {
 			notes = append(notes, n.ID+": "+n.Error)
 		}
+		if n.Rebuilding != "" {
+			role += " (healing)"
+			notes = append(notes, n.ID+": "+n.Rebuilding)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, url, role, applied, lag, backlog)
 	}
 	if err := tw.Flush(); err != nil {
