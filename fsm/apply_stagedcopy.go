@@ -8,10 +8,17 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dfs-project/dfs/fspath"
 	"github.com/dfs-project/dfs/metastore"
 )
 
 // A COPY too large for one entry, built in steps (see apply_tree.go).
+
+// The tokens of a staged copy's freeze locks end in these.
+const (
+	freezeSrcSuffix  = ":source"
+	freezeDestSuffix = ":destination"
+)
 
 // copyJob is the state of a staged copy, kept in the copyJobProp property
 // of the staged root.
@@ -31,6 +38,20 @@ type copyJob struct {
 // since nothing can change source or destination until it has.
 func (a *applier) stageCopy(src, dst target) (*Result, error) {
 	c := a.cmd
+	// A tree that another staged copy will replace, or that holds one,
+	// changes between this copy's steps: the copy would mix old and new.
+	locks, err := a.loadLocks()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range locks {
+		if isFreeze(l) && strings.HasSuffix(l.Token, freezeDestSuffix) &&
+			(Covers(l, c.Path) || fspath.IsAncestor(c.Path, l.Root)) {
+			r := fail(Locked, "copy %s: %s is being replaced by a copy in progress; copy it when that is done", c.Path, l.Root)
+			r.LockedPath = l.Root
+			return r, nil
+		}
+	}
 	if err := a.ensureArea(metastore.StagingID); err != nil {
 		return nil, err
 	}
@@ -40,9 +61,13 @@ func (a *applier) stageCopy(src, dst target) (*Result, error) {
 	}
 	name := a.areaName()
 	job := copyJob{Src: c.Path, Dst: c.Dest, SrcID: src.node.ID, Time: c.Time}
-	for _, p := range []string{c.Path, c.Dest} {
+	for i, p := range []string{c.Path, c.Dest} {
+		suffix := freezeSrcSuffix
+		if i == 1 {
+			suffix = freezeDestSuffix
+		}
 		l := metastore.Lock{
-			Token:     fmt.Sprintf("urn:dfs:copy:%s:%d", name, len(job.Tokens)),
+			Token:     "urn:dfs:copy:" + name + suffix,
 			Root:      p,
 			Infinite:  true,
 			Owner:     "dfs: a copy from " + xmlEscape(c.Path) + " to " + xmlEscape(c.Dest) + " is being built",

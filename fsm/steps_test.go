@@ -315,3 +315,38 @@ func TestStepsSurviveSnapshot(t *testing.T) {
 		o.gone("/gone")
 	})
 }
+
+// TestStagedCopyOfATreeBeingReplaced refuses (423) a staged COPY whose
+// source is, or holds, the destination of a staged copy in progress: that
+// tree changes between the steps and the copy would mix old and new. A
+// copy of a frozen source is fine: nothing changes there.
+func TestStagedCopyOfATreeBeingReplaced(t *testing.T) {
+	const step = 4
+	forEachStore(t, func(t *testing.T, open func(*testing.T) metastore.Store) {
+		e := newEnv(t, open(t))
+		e.init()
+		e.bigTree("/t", 2, 4)
+		e.mkcol("/x")
+		e.bigTree("/x/b", 2, 4)
+		r := e.ok(Command{Op: OpCopy, Path: "/t", Dest: "/x/b", Depth: DepthInfinity, Overwrite: true, Step: step})
+		if r.Job == "" {
+			t.Fatal("the copy was not staged")
+		}
+		for _, src := range []string{"/x/b", "/x/b/d00", "/x"} {
+			res := e.code(Command{Op: OpCopy, Path: src, Dest: "/y", Depth: DepthInfinity, Step: step}, Locked)
+			if res.LockedPath != "/x/b" {
+				t.Fatalf("COPY %s: locked path %q", src, res.LockedPath)
+			}
+		}
+		r2 := e.ok(Command{Op: OpCopy, Path: "/t", Dest: "/z", Depth: DepthInfinity, Step: step})
+		if r2.Job == "" {
+			t.Fatal("the second copy was not staged")
+		}
+		e.steps(Command{Op: OpCopyStep, Job: r.Job, Step: step}, step)
+		e.steps(Command{Op: OpCopyStep, Job: r2.Job, Step: step}, step)
+		if got, want := e.tree("/z"), e.tree("/t"); got != want {
+			t.Fatalf("the copy of a frozen source:\n%s\nthe source:\n%s", got, want)
+		}
+		e.ok(Command{Op: OpCopy, Path: "/x", Dest: "/y", Depth: DepthInfinity, Step: step})
+	})
+}
