@@ -211,7 +211,7 @@ func (r *faultRun) storeFault(name string, inject func(ctx context.Context, n *f
 		took, seen, err := r.waitReady(ctx, n, 3*time.Second, 90*time.Second)
 		// What inject noted goes after the node and the times.
 		r.note = fmt.Sprintf(", on the %s %s, fault healed after %v, ready again after %v", role, n.name,
-			healed.Round(time.Millisecond), (healed + took).Round(time.Millisecond)) + r.note
+			healed.Round(time.Millisecond), (healed+took).Round(time.Millisecond)) + r.note
 		if len(seen) > 0 {
 			r.note += fmt.Sprintf(", /readyz said meanwhile: %q", seen)
 		}
