@@ -19,6 +19,18 @@
 // random prefix and carries the label dfs.e2e=faults, so that leftovers of
 // a run that could not clean up (a SIGKILLed test binary) are removed by
 // the next run before it starts.
+//
+// A node's /data is not a docker volume but a size-limited tmpfs the test
+// process mounts on the host (faultsDataRoot/<prefix><node>) and binds into
+// the dfs container: the disk-full nemesis fills it from the host, which a
+// volume on the host's big disk would not allow. Those mounts are swept
+// like the containers: at the end, on failure, on SIGINT, and by the next
+// run (everything mounted under faultsDataRoot).
+//
+// dfs reaches its Redis through a delaying proxy (e2e/faulttool proxy) in
+// the sandbox, on 127.0.0.1:6380: the redis-latency nemesis slows it down.
+// netem on the namespace's lo would do the same without a proxy, but this
+// kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is not set).
 
 package e2e
 
@@ -32,6 +44,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,7 +59,29 @@ const (
 	// faultsSubnet2 holds the minority of a 3/2 split.
 	faultsSubnet  = "10.213.0.0/24"
 	faultsSubnet2 = "10.213.1.0/24"
+
+	// faultsDataSize is each node's /data tmpfs: the workload's content
+	// (uploads up to 24 MiB), the Raft log and snapshots fit comfortably,
+	// and so do the old versions a follower keeps: content pushed to it
+	// stays pinned for 5 minutes whatever --gc-grace says (pushPinTTL), and
+	// a 5-node run reached 496 MiB on followers (the leader: a few MiB)
+	// within 4 minutes on 512 MiB. It is host memory only as far as it is
+	// used.
+	faultsDataSize = 1 << 30
+	// faultsDataSource names the suite's tmpfs mounts (the source column
+	// of /proc/self/mountinfo).
+	faultsDataSource = "dfsf-data"
+	// dfsUID owns /data in the dfs image (Dockerfile: USER 65532).
+	dfsUID = 65532
+	// The delaying proxy in front of each node's Redis, and the file that
+	// sets its delay (the sandbox's own /dev/shm).
+	redisProxyAddr = "127.0.0.1:6380"
+	redisDelayFile = "/dev/shm/redis-delay"
 )
+
+// faultsDataRoot holds every node's /data mount, of this run and of
+// killed runs (swept at the next start).
+var faultsDataRoot = filepath.Join(os.TempDir(), "dfs-e2e-faults")
 
 // dockerRun runs the docker CLI, bounded by timeout, and returns its
 // combined output.
@@ -66,7 +101,8 @@ type faultNode struct {
 	ip      string // on the main network
 	sandbox string // container owning the network namespace
 	redis   string // the node's Redis, and its volume
-	dfs     string // the dfs container, and its volume
+	dfs     string // the dfs container
+	data    string // its /data: a tmpfs mounted on the host, bound into the container
 	url     string // http://<ip>:8080, reachable from the test process
 
 	// partitioned is where the node's namespace is attached: "" (the main
@@ -125,6 +161,16 @@ func newFaultCluster(ctx context.Context, t *testing.T, size int, dfsImg, redImg
 			// that restarts, whole-node kills (Redis loses its last
 			// second) and joins go through snapshots, not only log replay.
 			"--raft-snapshot-threshold", "256", "--raft-snapshot-interval", "5s", "--raft-trailing-logs", "128",
+			// Log segments small enough that compaction deletes some in a
+			// run (only whole segments are deleted; the default 64 MiB
+			// would never fill, and raft-wal preallocates each on the
+			// tmpfs): a follower cut off long enough (partition-long)
+			// must then install a snapshot.
+			"--raft-wal-segment-size", "65536",
+			// Garbage collection in every run, with a short grace: it races
+			// with uploads, content fetches and snapshot installs, and
+			// bounds the old versions on the nodes' small /data.
+			"--gc-interval", "10s", "--gc-grace", "30s",
 		},
 	}
 	c.net, c.net2 = c.prefix+"net", c.prefix+"minority"
@@ -158,7 +204,8 @@ func newFaultCluster(ctx context.Context, t *testing.T, size int, dfsImg, redImg
 	}
 	for i := range max(size, 5) {
 		name := fmt.Sprintf("dfs-%d", i)
-		n := &faultNode{name: name, ip: nodeIP(i), sandbox: c.prefix + name + "-sandbox", redis: c.prefix + name + "-redis", dfs: c.prefix + name}
+		n := &faultNode{name: name, ip: nodeIP(i), sandbox: c.prefix + name + "-sandbox", redis: c.prefix + name + "-redis", dfs: c.prefix + name,
+			data: filepath.Join(faultsDataRoot, c.prefix+name)}
 		n.url = "http://" + n.ip + ":8080"
 		c.nodes = append(c.nodes, n)
 		if i < size {
@@ -168,8 +215,9 @@ func newFaultCluster(ctx context.Context, t *testing.T, size int, dfsImg, redImg
 	return c
 }
 
-// removeFaultLeftovers removes every container, network and volume an
-// earlier run left behind (found by label).
+// removeFaultLeftovers removes every container, network, volume and data
+// mount an earlier run left behind (found by label, and under
+// faultsDataRoot).
 func removeFaultLeftovers(ctx context.Context, t *testing.T) {
 	t.Helper()
 	if ids, _ := dockerRun(ctx, time.Minute, "ps", "-aq", "--filter", "label="+faultsLabel); ids != "" {
@@ -188,6 +236,68 @@ func removeFaultLeftovers(ctx context.Context, t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := unmountData(faultsDataRoot); err != nil {
+		t.Fatalf("data mounts left by an earlier run: %v", err)
+	}
+}
+
+// dataMounts returns the suite's tmpfs mount points at or under dir.
+func dataMounts(dir string) ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("list mounts: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		// ID parent major:minor root mountpoint options [optional...] - fstype source superoptions
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 5 || len(g) < 2 || g[0] != "tmpfs" || g[1] != faultsDataSource {
+			continue
+		}
+		if mp := f[4]; mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out, nil
+}
+
+// unmountData unmounts the suite's data mounts at or under dir and removes
+// dir. The containers using them are gone by then; a lazy unmount still
+// lets go of one a dying container holds.
+func unmountData(dir string) error {
+	mps, err := dataMounts(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, mp := range mps {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}
+
+// mountData gives the node an empty, size-limited /data unless it has one.
+func (c *faultCluster) mountData(n *faultNode) error {
+	if mps, err := dataMounts(n.data); err != nil || len(mps) > 0 {
+		return err
+	}
+	if err := os.MkdirAll(n.data, 0o755); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	opts := fmt.Sprintf("size=%d,uid=%d,gid=%d,mode=0750", faultsDataSize, dfsUID, dfsUID)
+	if err := syscall.Mount(faultsDataSource, n.data, "tmpfs", 0, opts); err != nil {
+		return fmt.Errorf("mount a tmpfs on %s (the suite runs as root): %w", n.data, err)
+	}
+	return nil
 }
 
 // remove removes everything with this run's prefix. It runs on its own
@@ -211,6 +321,9 @@ func (c *faultCluster) remove() {
 		if _, err := dockerRun(ctx, time.Minute, append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	for _, n := range c.nodes {
+		errs = append(errs, unmountData(n.data))
 	}
 	for _, n := range []string{c.net, c.net2} {
 		if _, err := dockerRun(ctx, time.Minute, "network", "rm", n); err != nil && !strings.Contains(err.Error(), "not found") {
@@ -248,14 +361,18 @@ func (c *faultCluster) dumpLogs() {
 // nodeIP is the fixed address of node i on the main network.
 func nodeIP(i int) string { return fmt.Sprintf("10.213.0.%d", 10+i) }
 
-// addNode creates and starts node i's containers and volumes. The volumes
-// are created if missing: starting a node whose volumes were removed gives
-// an empty node.
+// addNode creates and starts node i's containers, volume and data mount.
+// They are created if missing: starting a node whose volume and data were
+// removed gives an empty node.
 func (c *faultCluster) addNode(ctx context.Context, i int) error {
 	n := c.nodes[i]
 	name := n.name
 	n.partitioned = ""
-	if _, err := dockerRun(ctx, time.Minute, "volume", "create", "--label", faultsLabel, n.dfs); err != nil {
+	if err := c.mountData(n); err != nil {
+		return err
+	}
+	tool, err := buildFaultTool()
+	if err != nil {
 		return err
 	}
 	// The sandbox: an idle redis-server on no TCP port (only a socket
@@ -266,12 +383,20 @@ func (c *faultCluster) addNode(ctx context.Context, i int) error {
 		"--port", "0", "--unixsocket", "/dev/shm/sandbox.sock", "--appendonly", "no", "--save", ""); err != nil {
 		return err
 	}
+	// The Redis proxy lives with the namespace, not with Redis or dfs:
+	// either can be killed or replaced under it.
+	if _, err := dockerRun(ctx, time.Minute, "cp", tool, n.sandbox+":/faulttool"); err != nil {
+		return err
+	}
+	if _, err := dockerRun(ctx, time.Minute, "exec", "-d", n.sandbox, "/faulttool", "proxy", redisProxyAddr, "127.0.0.1:6379", redisDelayFile); err != nil {
+		return err
+	}
 	if err := c.startRedis(ctx, n); err != nil {
 		return err
 	}
 	args := []string{"run", "-d", "--name", n.dfs, "--label", faultsLabel}
 	args = append(args, memoryArgs(c.dfsMemory)...)
-	args = append(args, "--network", "container:"+n.sandbox, "-v", n.dfs+":/data",
+	args = append(args, "--network", "container:"+n.sandbox, "-v", n.data+":/data",
 		"-e", "DFS_ID="+name,
 		"-e", "DFS_HTTP_ADDR=:8080",
 		"-e", "DFS_RAFT_ADDR=0.0.0.0:7000",
@@ -280,12 +405,12 @@ func (c *faultCluster) addNode(ctx context.Context, i int) error {
 		"-e", fmt.Sprintf("DFS_BOOTSTRAP_EXPECT=%d", c.expect),
 		"-e", "DFS_PEERS="+strings.Join(c.peers, ","),
 		"-e", "DFS_CLUSTER_SECRET="+c.secret,
-		"-e", "DFS_REDIS_URL=redis://127.0.0.1:6379/0",
+		"-e", "DFS_REDIS_URL=redis://"+redisProxyAddr+"/0",
 		"-e", "DFS_LOG_FORMAT=json",
 		"-e", "DFS_ADDR=http://127.0.0.1:8080",
 		c.dfsImg, "server")
 	args = append(args, c.extra...)
-	_, err := dockerRun(ctx, 2*time.Minute, args...)
+	_, err = dockerRun(ctx, 2*time.Minute, args...)
 	return err
 }
 
@@ -314,17 +439,18 @@ func (c *faultCluster) redisCLI(ctx context.Context, n *faultNode, args ...strin
 	return dockerRun(ctx, 20*time.Second, append([]string{"exec", n.redis, "/usr/local/bin/redis-cli"}, args...)...)
 }
 
-// removeNode removes a node's containers and, if wipe, its volumes. The
-// dfs container's log is scanned for panics first.
+// removeNode removes a node's containers and, if wipe, its volume and
+// data. The dfs container's log is scanned for panics first.
 func (c *faultCluster) removeNode(ctx context.Context, n *faultNode, wipe bool) error {
 	c.scanPanics(ctx, n)
 	if _, err := dockerRun(ctx, time.Minute, "rm", "-f", n.dfs, n.redis, n.sandbox); err != nil {
 		return err
 	}
 	if wipe {
-		if _, err := dockerRun(ctx, time.Minute, "volume", "rm", n.dfs, n.redis); err != nil {
+		if _, err := dockerRun(ctx, time.Minute, "volume", "rm", n.redis); err != nil {
 			return err
 		}
+		return unmountData(n.data)
 	}
 	return nil
 }

@@ -549,9 +549,12 @@ func holdUntil(ctx context.Context, since time.Time, d time.Duration) {
 	}
 }
 
+// waitRedis waits until the node's Redis answers through the proxy dfs
+// uses (which also shows the proxy is up).
 func (c *faultCluster) waitRedis(ctx context.Context, n *faultNode) error {
+	_, port, _ := strings.Cut(redisProxyAddr, ":")
 	return pollUntil(ctx, 30*time.Second, func() error {
-		_, err := dockerRun(ctx, 10*time.Second, "exec", n.redis, "/usr/local/bin/redis-cli", "ping")
+		_, err := dockerRun(ctx, 10*time.Second, "exec", n.redis, "/usr/local/bin/redis-cli", "-p", port, "ping")
 		return err
 	})
 }
@@ -795,6 +798,7 @@ func (r *faultRun) faultList(size int) []fault {
 		}},
 	}
 	fs = append(fs, r.storeFaults()...)
+	fs = append(fs, fault{"partition-long", r.partitionLong})
 	if size == 3 {
 		fs = append(fs,
 			fault{"split-2-1", func(ctx context.Context) (time.Duration, error) {
@@ -861,5 +865,78 @@ func (r *faultRun) scale(ctx context.Context) (time.Duration, error) {
 			return 0, fmt.Errorf("dfs cluster remove %s: %w", n.name, err)
 		}
 	}
+	return 0, nil
+}
+
+// partitionLong cuts a follower off until the leader has compacted its log
+// past the follower's last entry, so that on its return the follower must
+// install a snapshot (garbage collection runs meanwhile, with the suite's
+// short grace). The probe writes small files through the leader to get
+// there sooner. The cycle fails unless the follower's log says it
+// restored a snapshot after the partition began: the kind must prove what
+// it claims.
+func (r *faultRun) partitionLong(ctx context.Context) (time.Duration, error) {
+	l, err := r.leader(ctx)
+	if err != nil {
+		return 0, err
+	}
+	f := r.anyOf(r.followers(l))
+	var at uint64
+	if rep, ok := r.reports(ctx)[f.name]; ok {
+		at = rep.CommitIndex
+	}
+	t0 := time.Now()
+	if err := r.c.isolate(ctx, f); err != nil {
+		return 0, err
+	}
+	// Past the follower's index by the trailing logs (128), a snapshot
+	// period (256) and a few 64 KiB log segments; then a snapshot interval
+	// (5 s) more, for the snapshot and the compaction to happen.
+	const ahead = 1200
+	r.probe.node = l
+	var acked atomic.Int64
+	var werr error
+	var reached, checked time.Time
+	for deadline := t0.Add(3 * time.Minute); ; {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			werr = fmt.Errorf("the leader's commit index did not get %d past %d within 3 minutes (%v)", ahead, at, ctx.Err())
+			break
+		}
+		// Back to back: each acknowledged PUT is one more log entry.
+		r.probe.put(ctx, r.probe.pick(r.probe.files), 256, &acked)
+		if reached.IsZero() && time.Since(checked) > 500*time.Millisecond {
+			checked = time.Now()
+			if rep, ok := r.reports(ctx)[l.name]; ok && rep.CommitIndex >= at+ahead {
+				reached = time.Now()
+			}
+		}
+		if !reached.IsZero() && time.Since(reached) > 6*time.Second {
+			break
+		}
+	}
+	herr := r.c.heal(ctx, f)
+	if err := errors.Join(werr, herr); err != nil {
+		return 0, err
+	}
+	var line string
+	err = pollUntil(ctx, 2*time.Minute, func() error {
+		out, err := dockerRun(ctx, 20*time.Second, "logs", "--since", t0.Format(time.RFC3339Nano), f.dfs)
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "snapshot restored") {
+				line = l
+				return nil
+			}
+		}
+		return errors.New("no \"snapshot restored\" in its log since the partition began")
+	})
+	r.note = fmt.Sprintf(", follower %s cut off for %v from commit index %d, %d probe writes acknowledged",
+		f.name, time.Since(t0).Round(100*time.Millisecond), at, acked.Load())
+	if err != nil {
+		return 0, fmt.Errorf("%s did not install a snapshot after its partition: %w", f.name, err)
+	}
+	r.note += fmt.Sprintf(", then installed a snapshot: %.200s", line)
 	return 0, nil
 }

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dfs-project/dfs/cluster"
@@ -79,7 +80,111 @@ func (r *faultRun) storeFaults() []fault {
 			return err
 		}),
 		r.storeFault("content-damage", r.damageContent),
+		r.storeFault("redis-latency", func(ctx context.Context, n *faultNode) error {
+			// 2.5 s each way, 5 s a round trip, for 6 s: every command
+			// sent meanwhile outlasts go-redis's 3 s read timeout, and a
+			// MULTI/EXEC reaches Redis and is applied while its reply is
+			// lost with the connection the client gives up.
+			return c.redisDelay(ctx, n, 2500, 0, 6*time.Second)
+		}),
+		r.storeFault("redis-jitter", func(ctx context.Context, n *faultNode) error {
+			// A slow store rather than a stalled one: 200 ± 150 ms each
+			// way for 8 s, within the timeouts.
+			return c.redisDelay(ctx, n, 200, 150, 8*time.Second)
+		}),
+		r.storeFault("disk-full", r.fillDisk),
 	}
+}
+
+// redisDelay delays the node's Redis traffic (its proxy, both directions)
+// by ms ± jitter milliseconds for hold, then lifts the delay.
+func (c *faultCluster) redisDelay(ctx context.Context, n *faultNode, ms, jitter int, hold time.Duration) error {
+	t0 := time.Now()
+	if _, err := dockerRun(ctx, time.Minute, "exec", n.sandbox, "/faulttool", "delay", redisDelayFile, strconv.Itoa(ms), strconv.Itoa(jitter)); err != nil {
+		return err
+	}
+	holdUntil(ctx, t0, hold)
+	// On its own context: the delay must go even when the test's ends.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	_, err := dockerRun(hctx, time.Minute, "exec", n.sandbox, "/faulttool", "delay", redisDelayFile, "0", "0")
+	return err
+}
+
+// fillerName is the file disk-full fills a node's /data with (in its root,
+// where dfs keeps nothing by that name).
+const fillerName = "dfs-e2e-filler"
+
+// fillDisk fills the node's /data (its tmpfs, from the host) to the last
+// byte, holds it full for 5 s while the workload writes and a few of the
+// node's files are read through it, then deletes the filler. Writes must
+// be refused (507, or 503), never acknowledged without being kept (the
+// checker's business); reads must go on answering right.
+func (r *faultRun) fillDisk(ctx context.Context, n *faultNode) error {
+	file := filepath.Join(n.data, fillerName)
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("filler: %w", err)
+	}
+	defer os.Remove(file)
+	defer f.Close()
+	var free syscall.Statfs_t
+	if err := syscall.Statfs(n.data, &free); err != nil {
+		return fmt.Errorf("statfs %s: %w", n.data, err)
+	}
+	before := int64(free.Bavail) * free.Bsize
+	t0 := time.Now()
+	// Big writes, then ever smaller ones, until not a byte fits.
+	written := int64(0)
+	for _, size := range []int{1 << 20, 64 << 10, 4 << 10, 1} {
+		buf := make([]byte, size)
+		for {
+			k, err := f.Write(buf)
+			written += int64(k)
+			if errors.Is(err, syscall.ENOSPC) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("filler: %w", err)
+			}
+		}
+	}
+	if err := syscall.Statfs(n.data, &free); err != nil {
+		return fmt.Errorf("statfs %s: %w", n.data, err)
+	}
+	left := int64(free.Bavail) * free.Bsize
+
+	// Reads through the full node: files written once, before any fault.
+	var reads, good int
+	for _, op := range r.hist.newestAckedPuts() {
+		if reads == 3 {
+			break
+		}
+		if !strings.HasSuffix(op.Path, "/locked") && !strings.HasSuffix(op.Path, "/props") {
+			continue
+		}
+		reads++
+		st, ok, err := readFile(ctx, r.check, n.url, op.Path)
+		switch {
+		case !ok:
+			r.t.Logf("disk-full: GET %s via %s while its disk was full: no answer: %v", op.Path, n.name, err)
+		case st != stAbsent && !r.hist.isVersion(st):
+			r.hist.violation(&r.hist.falseAnswers, "false answer: GET %s via %s answered 200 with bytes no client wrote (%.19s) while its disk was full", op.Path, n.name, st)
+		default:
+			good++
+		}
+	}
+	filled := time.Since(t0)
+	holdUntil(ctx, t0, 5*time.Second)
+	if err := f.Close(); err != nil && !errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("filler: %w", err)
+	}
+	if err := os.Remove(file); err != nil {
+		return fmt.Errorf("filler: %w", err)
+	}
+	r.note += fmt.Sprintf(", /data filled in %v (%d MiB free before, %d bytes after), %d of %d reads answered meanwhile",
+		filled.Round(time.Millisecond), before>>20, left, good, reads)
+	return nil
 }
 
 // storeFault is a fault on one node's stores, on the leader and on a
@@ -104,8 +209,9 @@ func (r *faultRun) storeFault(name string, inject func(ctx context.Context, n *f
 		}
 		healed := time.Since(t0)
 		took, seen, err := r.waitReady(ctx, n, 3*time.Second, 90*time.Second)
+		// What inject noted goes after the node and the times.
 		r.note = fmt.Sprintf(", on the %s %s, fault healed after %v, ready again after %v", role, n.name,
-			healed.Round(time.Millisecond), (healed + took).Round(time.Millisecond))
+			healed.Round(time.Millisecond), (healed+took).Round(time.Millisecond)) + r.note
 		if len(seen) > 0 {
 			r.note += fmt.Sprintf(", /readyz said meanwhile: %q", seen)
 		}

@@ -1,16 +1,23 @@
 // Command faulttool damages a dfs node's content store for the fault suite
-// (TestFaults, docs/faults.md). The dfs image has no shell, so the suite
-// builds this statically, copies it into a node's dfs container (docker cp)
-// and runs it there (docker exec), as the container's user:
+// (TestFaults, docs/faults.md), and delays its Redis traffic. The dfs
+// image has no shell, so the suite builds this statically, copies it into
+// a node's containers (docker cp) and runs it there (docker exec), as the
+// container's user:
 //
 //	faulttool ls DIR           every regular file under DIR: its path relative to DIR and its size, one a line
 //	faulttool rm FILE...       delete the files
 //	faulttool flip FILE...     invert the byte in the middle of each file (its size unchanged)
 //	faulttool truncate FILE... cut each file to half its size
 //	faulttool sha256 FILE...   "<hex> FILE" for each file
+//	faulttool proxy LISTEN UPSTREAM CTLFILE
+//	                           forward TCP connections from LISTEN to UPSTREAM, each
+//	                           direction delayed as CTLFILE says (read every 100 ms)
+//	faulttool delay CTLFILE MS JITTER
+//	                           set the proxy's delay: MS milliseconds each way, plus
+//	                           or minus up to JITTER (0 0: none)
 //
-// Each prints "missing FILE" for a file that does not exist (garbage
-// collection may remove one at any time) and carries on.
+// The file commands print "missing FILE" for a file that does not exist
+// (garbage collection may remove one at any time) and carry on.
 package main
 
 import (
@@ -33,6 +40,18 @@ func main() {
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "ls":
 		err = list(args[0])
+	case "proxy":
+		if len(args) != 3 {
+			err = errors.New("usage: faulttool proxy LISTEN UPSTREAM CTLFILE")
+			break
+		}
+		err = proxy(args[0], args[1], args[2])
+	case "delay":
+		if len(args) != 3 {
+			err = errors.New("usage: faulttool delay CTLFILE MS JITTER")
+			break
+		}
+		err = setDelay(args[0], args[1], args[2])
 	case "rm", "flip", "truncate", "sha256":
 		for _, f := range args {
 			err = errors.Join(err, each(cmd, f))
