@@ -275,11 +275,22 @@ func TestForwardEarlyAnswerWhileBodyArrives(t *testing.T) {
 	if _, err := conn.Write(make([]byte, rest)); err != nil {
 		t.Fatalf("sending the rest of the body after the answer: %v", err)
 	}
-	// The next request on the same connection.
+	// The next request on the same connection. net/http may rightly close
+	// it instead, when more of the body was left unread after the handler
+	// than it discards (how much the copy to the leader had read when the
+	// answer came is a matter of timing); then the request goes on a new
+	// connection, and the server's log is what tells the bug apart.
 	fmt.Fprintf(conn, "GET /f.txt HTTP/1.1\r\nHost: dav.example\r\n\r\n")
 	resp, err = http.ReadResponse(br, nil)
 	if err != nil {
-		t.Fatalf("the next request on the kept-alive connection: %v\nserver log:\n%s", err, serverLog.String())
+		if l := serverLog.String(); strings.Contains(l, "panic") {
+			t.Fatalf("the follower's server panicked:\n%s", l)
+		}
+		t.Logf("the server closed the connection after the upload (%v); the next request goes on a new one", err)
+		resp, err = http.Get(node.URL + "/f.txt")
+		if err != nil {
+			t.Fatalf("the next request: %v\nserver log:\n%s", err, serverLog.String())
+		}
 	}
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
