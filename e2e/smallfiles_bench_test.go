@@ -87,13 +87,21 @@ func BenchmarkSmallFiles(b *testing.B) {
 	embedded1 := startDFS(b, embedded)
 	embedded1.name = "dfs-1node-embedded"
 	c := startCluster(b, 3, redisStore)
-	leader := c.nodes[c.leader(b)]
-	follower := c.followers(b)[0]
-	servers := []*benchServer{
-		xnet, apache, redis1, embedded1,
-		{name: "dfs-3nodes-leader", url: leader.URL, pid: leader.cmd.Process.Pid},
-		{name: "dfs-3nodes-follower", url: follower.URL, pid: follower.cmd.Process.Pid},
+	viaLeader := &benchServer{name: "dfs-3nodes-leader"}
+	viaFollower := &benchServer{name: "dfs-3nodes-follower"}
+	// roles points viaLeader and viaFollower at the cluster's current
+	// leader and one of its followers: on a loaded machine a leader can
+	// step down (it missed its lease) and another node take over.
+	roles := func() {
+		l, f := c.nodes[c.leader(b)], c.followers(b)[0]
+		if viaLeader.url != "" && viaLeader.url != l.URL {
+			b.Logf("the cluster's leader changed: now %s", l.spec.ID)
+		}
+		viaLeader.url, viaLeader.pid = l.URL, l.cmd.Process.Pid
+		viaFollower.url, viaFollower.pid = f.URL, f.cmd.Process.Pid
 	}
+	roles()
+	servers := []*benchServer{xnet, apache, redis1, embedded1, viaLeader, viaFollower}
 	// A collection per target: the leader and the follower serve the
 	// same namespace.
 	for _, srv := range servers {
@@ -104,6 +112,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 	var seed atomic.Uint64
 	seed.Store(1 << 40) // apart from BenchmarkSmallPut's seeds
 	for r := range rounds {
+		roles()
 		order := append(slices.Clone(servers[r%len(servers):]), servers[:r%len(servers)]...)
 		bodies := map[string][][]byte{}
 		for _, srv := range order {
@@ -117,11 +126,22 @@ func BenchmarkSmallFiles(b *testing.B) {
 			}
 			bodies[srv.name] = bs
 			quiesce()
+			var retries atomic.Int64
 			rate, err := smallPhase(b.Context(), files, func(ctx context.Context, i int) error {
-				return put(ctx, srv.http(), fmt.Sprintf("%sf%05d.bin", dir, i), bytes.NewReader(bs[i]), smallSize)
+				return retry503(ctx, &retries, func() (int, error) {
+					status, _, err := request(ctx, srv.http(), http.MethodPut, fmt.Sprintf("%sf%05d.bin", dir, i),
+						bytes.NewReader(bs[i]), smallSize, nil)
+					if err == nil && status != http.StatusCreated && status != http.StatusNoContent {
+						err = fmt.Errorf("PUT %sf%05d.bin: status %d", dir, i, status)
+					}
+					return status, err
+				})
 			})
 			if err != nil {
 				b.Fatalf("round %d, PUT to %s: %v", r+1, srv.name, err)
+			}
+			if n := retries.Load(); n > 0 {
+				b.Logf("round %d, PUT to %s: %d requests answered 503 and were retried (their time is in the rate)", r+1, srv.name, n)
 			}
 			rates["put"][srv.name] = append(rates["put"][srv.name], rate)
 		}
@@ -129,11 +149,17 @@ func BenchmarkSmallFiles(b *testing.B) {
 			dir := fmt.Sprintf("%ssmall-%s/r%02d/", srv.url, srv.name, r)
 			bs := bodies[srv.name]
 			quiesce()
+			var retries atomic.Int64
 			rate, err := smallPhase(b.Context(), files, func(ctx context.Context, i int) error {
-				return getSmall(ctx, srv.http(), fmt.Sprintf("%sf%05d.bin", dir, i), bs[i])
+				return retry503(ctx, &retries, func() (int, error) {
+					return getSmall(ctx, srv.http(), fmt.Sprintf("%sf%05d.bin", dir, i), bs[i])
+				})
 			})
 			if err != nil {
 				b.Fatalf("round %d, GET from %s: %v", r+1, srv.name, err)
+			}
+			if n := retries.Load(); n > 0 {
+				b.Logf("round %d, GET from %s: %d requests answered 503 and were retried (their time is in the rate)", r+1, srv.name, n)
 			}
 			rates["get"][srv.name] = append(rates["get"][srv.name], rate)
 		}
@@ -203,31 +229,56 @@ func smallPhase(ctx context.Context, n int, do func(context.Context, int) error)
 	return float64(n) / took.Seconds(), nil
 }
 
-// getSmall GETs url and checks that the body is want: a server that
-// answers fast with the wrong bytes must not win.
-func getSmall(ctx context.Context, hc *http.Client, url string, want []byte) error {
+// smallRetries bounds retry503: 100 tries 50ms apart outlast an election
+// (about a second with the default timeouts) with room to spare.
+const smallRetries = 100
+
+// retry503 calls do, which returns the response's status and an error for
+// any answer but success, until it succeeds; a 503 is retried after 50ms,
+// as a client does with dfs's "retry" answers (leadership changing: on a
+// loaded machine a leader that misses its lease steps down), and counted
+// in retries. Any other failure, or more than smallRetries 503s, is
+// returned.
+func retry503(ctx context.Context, retries *atomic.Int64, do func() (int, error)) error {
+	for try := 1; ; try++ {
+		status, err := do()
+		if err == nil || status != http.StatusServiceUnavailable || try == smallRetries {
+			return err
+		}
+		retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (after %d tries)", err, try)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// getSmall GETs url, returning the status, and checks that the body is
+// want: a server that answers fast with the wrong bytes must not win.
+func getSmall(ctx context.Context, hc *http.Client, url string, want []byte) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
+		return 0, fmt.Errorf("GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	got, err := io.ReadAll(io.LimitReader(resp.Body, smallSize+1))
 	if err != nil {
-		return fmt.Errorf("GET %s: read body: %w", url, err)
+		return resp.StatusCode, fmt.Errorf("GET %s: read body: %w", url, err)
 	}
 	// Drain what is left so the connection goes back to the pool.
 	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+		return resp.StatusCode, fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
 	}
 	if !bytes.Equal(got, want) {
-		return fmt.Errorf("GET %s: %d bytes that differ from the %d uploaded", url, len(got), len(want))
+		return resp.StatusCode, fmt.Errorf("GET %s: %d bytes that differ from the %d uploaded", url, len(got), len(want))
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 func medianOf(v []float64) float64 {
