@@ -107,10 +107,14 @@ test: deps lint helm-check unit e2e
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
-# The figures of docs/benchmarks.md: dfs beside golang.org/x/net/webdav on a
-# plain directory (1 GiB PUT and GET with peak RSS, 4 KiB PUT rates, PROPFIND
-# of 10 000 entries) and the store microbenchmarks, with the machine's details.
+# The figures of docs/benchmarks.md: 4 KiB files from 16 clients on dfs (one
+# node, three nodes) beside x/net/webdav and Apache mod_dav, dfs beside
+# golang.org/x/net/webdav on a plain directory (1 GiB PUT and GET with peak
+# RSS, 4 KiB PUT rates, PROPFIND of 10 000 entries) and the store
+# microbenchmarks, with the machine's details. BENCH_ONLY=smallfiles runs
+# only the first; BENCH_WRITE_DOCS=1 writes its table into the doc.
 bench-report:
+	bash scripts/deps.sh bench
 	bash scripts/bench-report.sh
 
 clean:

@@ -16,6 +16,10 @@ package e2e
 // it (VmHWM after resetting it through /proc/<pid>/clear_refs, and VmRSS
 // sampled every 10ms, whichever is higher).
 //
+// startApache is the second reference, Apache httpd with mod_dav_fs,
+// which BenchmarkSmallFiles (smallfiles_bench_test.go) measures beside the
+// first and dfs.
+//
 // Nothing here runs without -bench. The 1 GiB benchmarks upload and keep
 // about 1 GiB per server in $TMPDIR while they run; `make bench-report`
 // (scripts/bench-report.sh) is the invocation docs/benchmarks.md reports,
@@ -34,6 +38,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	osuser "os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,6 +152,174 @@ func startReference(b *testing.B) *benchServer {
 		b.Fatalf("reference server did not start:\n%s", stderr.String())
 	}
 	return nil
+}
+
+// apacheModuleDirs are where distributions keep Apache's modules: Debian
+// and Ubuntu first (the package scripts/deps.sh installs), then the
+// Fedora/RHEL and Arch layouts.
+var apacheModuleDirs = []string{"/usr/lib/apache2/modules", "/usr/lib64/httpd/modules", "/usr/lib/httpd/modules"}
+
+// startApache starts Apache httpd with mod_dav_fs on a directory of its
+// own, a second reference beside x/net/webdav: the server a user would
+// otherwise put on a Linux box to share files over WebDAV. It runs from a
+// configuration generated here (no system configuration, no auth, no
+// access log), in the foreground under this process, on a free loopback
+// port, and is stopped when the benchmark ends. The benchmark is skipped
+// if Apache is not installed (Debian: apt-get install apache2, or
+// bash scripts/deps.sh bench).
+//
+// pid is the parent process's; the requests are served by its children
+// (mpm_event), so the RSS and CPU helpers do not see Apache's work.
+func startApache(b *testing.B) *benchServer {
+	b.Helper()
+	bin := ""
+	for _, name := range []string{"apache2", "httpd"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		// Debian keeps apache2 in /usr/sbin, which a non-root PATH may lack.
+		if _, err := os.Stat("/usr/sbin/apache2"); err == nil {
+			bin = "/usr/sbin/apache2"
+		}
+	}
+	if bin == "" {
+		b.Skip("Apache httpd is not installed (Debian: apt-get install apache2, or bash scripts/deps.sh bench): the benchmark compares dfs with Apache mod_dav")
+	}
+	mods := ""
+	for _, d := range apacheModuleDirs {
+		if _, err := os.Stat(filepath.Join(d, "mod_dav_fs.so")); err == nil {
+			mods = d
+			break
+		}
+	}
+	if mods == "" {
+		b.Skipf("%s is installed but mod_dav_fs.so is in none of %v", bin, apacheModuleDirs)
+	}
+
+	// Not b.TempDir: its parent is 0700 and owned by us, and Apache's
+	// workers run as an unprivileged user when Apache starts as root, so
+	// they could not reach the directory they serve.
+	root, err := os.MkdirTemp("", "dfs-bench-apache-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(root) })
+	if err := os.Chmod(root, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	docroot, run, logs := filepath.Join(root, "dav"), filepath.Join(root, "run"), filepath.Join(root, "logs")
+	for _, d := range []string{docroot, run, logs} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// As root Apache must switch to another user (it refuses to serve as
+	// root); that user writes the served directory and the lock database.
+	// As anyone else it ignores User and Group and runs as the caller.
+	user := ""
+	if os.Getuid() == 0 {
+		u, err := osuser.Lookup("www-data") // Debian's; others use apache
+		if err != nil {
+			u, err = osuser.Lookup("apache")
+		}
+		if err != nil {
+			b.Skipf("running as root and no www-data or apache user for Apache's workers: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		for _, d := range []string{docroot, run} {
+			if err := os.Chown(d, uid, gid); err != nil {
+				b.Fatal(err)
+			}
+		}
+		user = fmt.Sprintf("User %s\nGroup #%d\n", u.Username, gid)
+	}
+	var mpm string
+	if _, err := os.Stat(filepath.Join(mods, "mod_mpm_event.so")); err == nil {
+		mpm = fmt.Sprintf("LoadModule mpm_event_module %s/mod_mpm_event.so\n", mods)
+	}
+	addr := freeAddr(b)
+	conf := filepath.Join(root, "httpd.conf")
+	// mpm_event with Debian's default sizes (2 processes of 25 threads to
+	// start, 150 workers at most), keep-alive without a request limit like
+	// the Go servers, and no access log, which neither Go server writes.
+	// mod_dav_fs needs a lock database for PUT to check locks.
+	cfg := fmt.Sprintf(`ServerRoot %[1]q
+ServerName 127.0.0.1
+Listen %[2]s
+PidFile %[3]q
+DefaultRuntimeDir %[4]q
+ErrorLog %[5]q
+LogLevel warn
+%[6]sLoadModule authz_core_module %[7]s/mod_authz_core.so
+LoadModule dav_module %[7]s/mod_dav.so
+LoadModule dav_fs_module %[7]s/mod_dav_fs.so
+%[8]sStartServers 2
+ThreadsPerChild 25
+MaxRequestWorkers 150
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 30
+DavLockDB %[9]q
+DocumentRoot %[10]q
+<Directory />
+	AllowOverride None
+	Require all denied
+</Directory>
+<Directory %[10]q>
+	Dav On
+	AllowOverride None
+	Require all granted
+</Directory>
+`, root, addr, filepath.Join(run, "httpd.pid"), run, filepath.Join(logs, "error.log"),
+		mpm, mods, user, filepath.Join(run, "davlock"), docroot)
+	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-f", conf, "-DFOREGROUND")
+	// Debian's apache2 reads these from /etc/apache2/envvars when started
+	// through apache2ctl; the generated configuration does not use them,
+	// but an inherited APACHE_* from the caller must not leak in either.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "APACHE_") })
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// If this process dies without its cleanups, Apache must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v", bin, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	errorLog := func() string {
+		data, _ := os.ReadFile(filepath.Join(logs, "error.log"))
+		return out.String() + string(data)
+	}
+	b.Cleanup(func() {
+		// SIGTERM: the parent stops its children and exits.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	url := "http://" + addr + "/"
+	if !poll(30*time.Second, func() bool {
+		select {
+		case <-exited:
+			b.Fatalf("%s exited before answering:\n%s", bin, errorLog())
+		default:
+		}
+		status, _, err := request(b.Context(), benchClient, http.MethodOptions, url, nil, 0, nil)
+		return err == nil && status == http.StatusOK
+	}) {
+		b.Fatalf("%s did not answer on %s within 30s:\n%s", bin, addr, errorLog())
+	}
+	return &benchServer{name: "apache", url: url, pid: cmd.Process.Pid}
 }
 
 func startDFS(b *testing.B, st store) *benchServer {
@@ -419,15 +593,7 @@ func newComparison() *comparison {
 
 // median returns the median of the samples for name (0 if none).
 func (c *comparison) median(name string) float64 {
-	v := slices.Clone(c.nsPerOp[name])
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	return medianOf(c.nsPerOp[name])
 }
 
 // record stores a finished sub-benchmark's time per operation; for dfs it
