@@ -48,7 +48,7 @@ const (
 	apacheName = "apache"
 )
 
-func envInt(b *testing.B, name string, def int) int {
+func benchCount(b *testing.B, name string, def int) int {
 	v := os.Getenv(name)
 	if v == "" {
 		return def
@@ -74,8 +74,8 @@ func envInt(b *testing.B, name string, def int) int {
 // majority for the cluster) when it is acknowledged, and every dfs GET is
 // a linearizable read (the default --read-consistency leader).
 func BenchmarkSmallFiles(b *testing.B) {
-	files := envInt(b, smallFilesEnv, defaultSmallFiles)
-	rounds := envInt(b, smallRoundsEnv, defaultSmallRounds)
+	files := benchCount(b, smallFilesEnv, defaultSmallFiles)
+	rounds := benchCount(b, smallRoundsEnv, defaultSmallRounds)
 
 	// Apache first: without it the comparison is not the issue's, and a
 	// skip should come before the cluster starts.
