@@ -34,6 +34,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,12 +67,13 @@ type FSM struct {
 	applied     uint64
 	appliedTerm uint64
 	appliedOK   bool
-	// unconfirmed is the outcome of the last entry whose Commit returned
-	// an error: the batch may have been committed all the same (Redis ran
-	// the EXEC and the reply was lost). If the retry finds the entry
+	// unconfirmed are the outcomes of the entries of the last Commit that
+	// returned an error (one entry, or the entries ApplyBatch applied
+	// together): the batch may have been committed all the same (Redis ran
+	// the EXEC and the reply was lost). If the retry finds an entry
 	// applied, this is its outcome; recomputing it from the changed store
 	// would answer differently (a refused entry reported as a success).
-	unconfirmed *outcome
+	unconfirmed []*outcome
 	// high is the highest applied index the store has been seen at or
 	// given: a store found below it lost data (see CheckStore).
 	high     uint64
@@ -320,10 +322,11 @@ func (f *FSM) applyEntryLocked(ctx context.Context, index, term uint64, cmd *Com
 		return nil, err
 	}
 	if index <= applied {
-		if o := f.unconfirmed; o != nil && o.index == index {
+		if i := slices.IndexFunc(f.unconfirmed, func(o *outcome) bool { return o.index == index }); i >= 0 {
 			// The earlier Commit went through although it reported an
 			// error: answer what that attempt decided.
-			f.unconfirmed = nil
+			o := f.unconfirmed[i]
+			f.unconfirmed = slices.Delete(f.unconfirmed, i, i+1)
 			return f.finish(ctx, cmd, o), nil
 		}
 		return &Result{Code: OK, Msg: "replayed"}, nil
@@ -351,7 +354,7 @@ func (f *FSM) applyEntryLocked(ctx context.Context, index, term uint64, cmd *Com
 		// applied index before the retry rather than trust the cache,
 		// and keep this attempt's outcome for it.
 		f.appliedOK = false
-		f.unconfirmed = o
+		f.unconfirmed = []*outcome{o}
 		return nil, fmt.Errorf("fsm: commit entry %d: %w", index, err)
 	}
 	f.unconfirmed = nil
