@@ -150,6 +150,12 @@ func (n *Node) LeaderReady(ctx context.Context) error {
 	if _, err := n.fsm.AppliedIndex(ctx); err != nil {
 		return fmt.Errorf("replication: %w", err)
 	}
+	return n.termReady(ctx, term)
+}
+
+// termReady makes sure this leader has applied every entry committed
+// before term: one barrier the first time in a term.
+func (n *Node) termReady(ctx context.Context, term uint64) error {
 	n.leaderMu.Lock()
 	defer n.leaderMu.Unlock()
 	if n.readyTerm == term {
@@ -178,7 +184,14 @@ func (n *Node) LeaderReady(ctx context.Context) error {
 // is one round of heartbeats, shared by concurrent callers, instead of a
 // log entry fsynced on a majority.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
-	if err := n.LeaderReady(ctx); err != nil {
+	// Unlike a write's LeaderReady, no check of the store here: the wait
+	// below reads its applied index, and whoever reads the state checks
+	// it (the WebDAV handler's read guard).
+	role, term := n.roleAndTerm()
+	if role != raft.Leader.String() {
+		return 0, n.notLeader()
+	}
+	if err := n.termReady(ctx, term); err != nil {
 		return 0, err
 	}
 	commit := n.raft.CommitIndex()
@@ -192,11 +205,9 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if err := n.fsm.WaitApplied(ctx, target); err != nil {
 		return 0, fmt.Errorf("replication: read index: %w", err)
 	}
-	i, err := n.fsm.AppliedIndex(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("replication: read index: %w", err)
-	}
-	return i, nil
+	// target covers every command committed before the call; a reader
+	// that has applied it has applied all of them.
+	return target, nil
 }
 
 // lastCommand returns the index of the last command entry at or below
