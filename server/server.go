@@ -24,6 +24,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/dfs-project/dfs/access"
 	"github.com/dfs-project/dfs/auth"
 	"github.com/dfs-project/dfs/cluster"
 	"github.com/dfs-project/dfs/content"
@@ -99,6 +100,10 @@ type Config struct {
 	// Auth is who may use the WebDAV API (package auth); the zero value
 	// leaves it open.
 	Auth auth.Options
+	// AccessRules is the per-path permission rules file (--access-rules,
+	// package access); empty: every user may do what their role allows,
+	// everywhere.
+	AccessRules string
 	// PublicURLs are the URLs clients reach the cluster at besides each
 	// node's own (an Ingress host): a COPY or MOVE Destination may name
 	// them; one naming any other server gets 502 (--public-url,
@@ -142,7 +147,8 @@ type Server struct {
 	fsm        *fsm.FSM
 	node       *replication.Node
 	cluster    *cluster.Cluster
-	users      *auth.Users // nil: the WebDAV API is open
+	users      *auth.Users  // nil: the WebDAV API is open
+	access     *access.File // nil: no per-path rules
 	metrics    *metrics
 	scrub      *scrubber
 	ln         net.Listener
@@ -186,6 +192,9 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.openAccess(); err != nil {
+		return nil, err
+	}
 	// Every failure below returns a nil *Server: close what was opened
 	// through a copy of the pointer.
 	opened := s
@@ -210,9 +219,6 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	return s, nil
 }
 
-// checkConfig fills in cfg's defaults, checks what can be checked before
-// anything is opened, and derives the cluster's configuration (completed
-// by startReplication once the Raft node exists).
 // origins parses where a COPY or MOVE Destination may point besides the
 // node itself (--public-url, --trusted-proxies).
 func origins(cfg *Config) (public []webdav.Origin, proxies []netip.Prefix, err error) {
@@ -227,6 +233,9 @@ func origins(cfg *Config) (public []webdav.Origin, proxies []netip.Prefix, err e
 	return public, proxies, nil
 }
 
+// checkConfig fills in cfg's defaults, checks what can be checked before
+// anything is opened, and derives the cluster's configuration (completed
+// by startReplication once the Raft node exists).
 func checkConfig(cfg *Config) (cluster.Config, error) {
 	if cfg.ID == "" {
 		return cluster.Config{}, errors.New("server: a node ID is required (--id)")
@@ -413,6 +422,7 @@ func (s *Server) buildHTTP(gate *auth.Authenticator, davLimits webdav.Limits) er
 		},
 		PublicURLs:     publicURLs,
 		TrustedProxies: trustedProxies,
+		Access:         s.davAccess(),
 	})
 	s.api = s.routeTable(digests)
 	s.apiMux = s.newMux(s.api)
@@ -457,6 +467,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stopGC()
 	go s.gcLoop(gcCtx)
 	go s.watchUsers(gcCtx)
+	go s.watchAccess(gcCtx)
 	go s.content.Run(gcCtx)
 	go s.scrub.run(gcCtx)
 	go s.tls.Watch(gcCtx)
