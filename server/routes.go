@@ -7,12 +7,12 @@ import (
 	"github.com/dfs-project/dfs/verify"
 )
 
-// access is who may call a route of the node API.
-type access int
+// routeAccess is who may call a route of the node API.
+type routeAccess int
 
 const (
 	// public: anyone who reaches the listener (read-only reports).
-	public access = iota
+	public routeAccess = iota
 	// secret: only a caller with the cluster secret (another node, or dfs
 	// cluster with DFS_CLUSTER_SECRET); the mux puts clusterauth.Require
 	// in front of the handler: 401 without it, 403 with a wrong one.
@@ -22,7 +22,7 @@ const (
 	secretInside
 )
 
-func (a access) String() string {
+func (a routeAccess) String() string {
 	switch a {
 	case public:
 		return "public"
@@ -38,7 +38,7 @@ func (a access) String() string {
 type route struct {
 	method  string // "" for every method: the handler answers the rest itself
 	path    string // an http.ServeMux path; {name} is a wildcard, a trailing / a subtree
-	access  access
+	access  routeAccess
 	handler http.Handler
 	purpose string
 }

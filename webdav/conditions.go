@@ -36,12 +36,17 @@ func (h *Handler) checkConditions(ctx context.Context, r *http.Request, fs *requ
 		}
 		var stateErr error
 		state := func(q string) (etag string, tokens []string, exists bool) {
+			if h.hidden(ctx, q) {
+				// A tagged list naming a path the user may not see must
+				// not tell whether it exists, or its ETag.
+				return "", nil, false
+			}
 			ino, ok, err := h.resolve(ctx, fs, q)
 			if err != nil {
 				stateErr = err
 				return "", nil, false
 			}
-			for _, l := range activeLocks(locks, q, now) {
+			for _, l := range activeLocks(locks, q, now, nil) {
 				tokens = append(tokens, l.Token)
 			}
 			if ok {
@@ -65,7 +70,7 @@ func (h *Handler) checkConditions(ctx context.Context, r *http.Request, fs *requ
 			msg = fmt.Sprintf("%s is locked and the request did not submit a lock token of its own: "+
 				"a lock token counts only when the user who took the lock submits it", lockedPath)
 		}
-		return nil, &statusError{status: http.StatusLocked, cond: "lock-token-submitted", href: escapePath(lockedPath), msg: msg}
+		return nil, &statusError{status: http.StatusLocked, cond: "lock-token-submitted", href: escapePath(lockedPath), path: lockedPath, msg: msg}
 	}
 	return tokens, nil
 }

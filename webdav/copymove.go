@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dfs-project/dfs/access"
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/fspath"
 	"github.com/dfs-project/dfs/metastore"
@@ -63,6 +64,11 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 	if err != nil {
 		return err
 	}
+	// The destination's own right comes before anything that reads it, so
+	// that no answer tells about a destination the user may not see.
+	if err := h.require(ctx, dst, access.Write); err != nil {
+		return err
+	}
 	if src.IsDir() && fspath.IsAncestor(p, dst) {
 		return fail(http.StatusForbidden, "cannot %s a collection into itself", strings.ToLower(r.Method))
 	}
@@ -78,6 +84,9 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 		return err
 	} else if !ok || !parent.IsDir() {
 		return fail(http.StatusConflict, "destination collection %s does not exist", dstDir)
+	}
+	if err := h.checkCopyMoveAccess(ctx, fs, p, dst, src.IsDir() && depth == fsm.DepthInfinity, move); err != nil {
+		return err
 	}
 	protect := []fsm.Protect{{Path: dst, Subtree: true}, {Path: dstDir}}
 	if move {
@@ -114,6 +123,31 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// checkCopyMoveAccess checks the rights a COPY or MOVE needs beyond those
+// on its source and destination resources (authorize, and the handler's
+// require): read (COPY) or write (MOVE) on every member it takes from the
+// source tree, and write on every member it would replace or create at
+// the destination.
+func (h *Handler) checkCopyMoveAccess(ctx context.Context, fs *requestFS, src, dst string, tree, move bool) error {
+	if h.access == nil {
+		return nil
+	}
+	if tree {
+		want := access.Read
+		if move {
+			want = access.Write
+		}
+		if err := h.checkTree(ctx, fs, src, want, nil); err != nil {
+			return err
+		}
+	}
+	var fromSrc func(string) string
+	if tree {
+		fromSrc = func(q string) string { return rebase(q, dst, src) }
+	}
+	return h.checkTree(ctx, fs, dst, access.Write, fromSrc)
 }
 
 // awaitCopy waits until the staged copy job is in place in this node's

@@ -3,6 +3,7 @@ package webdav
 import (
 	"net/http"
 
+	"github.com/dfs-project/dfs/access"
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/fspath"
 )
@@ -25,6 +26,11 @@ func (h *Handler) handleDelete(w http.ResponseWriter, r *http.Request, p string)
 			// RFC 4918 §9.6.1: DELETE on a collection acts as Depth: infinity
 			// and the client must not ask for anything else.
 			return fail(http.StatusBadRequest, "DELETE of a collection requires Depth: infinity")
+		}
+	}
+	if ino.IsDir() {
+		if err := h.checkTree(ctx, fs, p, access.Write, nil); err != nil {
+			return err
 		}
 	}
 	dir, _ := fspath.Split(p)

@@ -20,6 +20,7 @@ type statusError struct {
 	status int
 	cond   string // e.g. "lock-token-submitted"; "" for a plain-text body
 	href   string // href inside the condition element, if any
+	path   string // another resource than the request's that msg or href names, if any
 	msg    string
 	err    error // cause, for the log
 }
@@ -38,11 +39,20 @@ func fail(status int, format string, args ...any) *statusError {
 }
 
 func (h *Handler) writeError(w *statusWriter, r *http.Request, err error) {
+	if de := (*deniedError)(nil); errors.As(err, &de) && w.status == 0 {
+		writeDenied(w, r, de)
+		return
+	}
 	var se *statusError
 	if !errors.As(err, &se) {
 		se = h.classify(err)
 	}
 	se = h.confirmAbsence(r, err, se)
+	if se.path != "" && h.hidden(r.Context(), se.path) {
+		// The answer would name a resource the user may not see.
+		se = &statusError{status: se.status, cond: se.cond, err: se.err,
+			msg: "the request conflicts with a resource you cannot access (" + http.StatusText(se.status) + ")"}
+	}
 	if w.status != 0 {
 		// Headers are out (a streaming response failed midway); all that is
 		// left is to make sure the client cannot take a short body as whole.
@@ -130,7 +140,7 @@ func fsmStatus(fe *fsm.Error) *statusError {
 	case fsm.Locked:
 		se.status, se.cond = http.StatusLocked, "lock-token-submitted"
 		if fe.Path != "" {
-			se.href = escapePath(fe.Path)
+			se.href, se.path = escapePath(fe.Path), fe.Path
 		}
 	case fsm.Forbidden:
 		se.status = http.StatusForbidden

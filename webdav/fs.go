@@ -132,6 +132,9 @@ func (f *requestFS) Stat(ctx context.Context, name string) (os.FileInfo, error) 
 	if err != nil {
 		return nil, err
 	}
+	if f.h.hidden(ctx, p) {
+		return nil, notExist("stat", p)
+	}
 	ino, err := f.resolve(ctx, p)
 	if err != nil {
 		return nil, err
@@ -149,6 +152,9 @@ func (f *requestFS) OpenFile(ctx context.Context, name string, flag int, _ os.Fi
 		// content store and commits through the log; x/net never gets here
 		// because dfs serves PUT, COPY and LOCK itself.
 		return nil, &os.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+	}
+	if f.h.hidden(ctx, p) {
+		return nil, notExist("open", p)
 	}
 	ino, err := f.resolve(ctx, p)
 	if err != nil {
@@ -365,6 +371,10 @@ func (f *file) Readdir(count int) ([]os.FileInfo, error) {
 	ids := make([]metastore.ID, 0, len(ents))
 	for _, e := range ents {
 		child := fspath.Join(f.name, e.Name)
+		if f.fs.h.hidden(f.ctx, child) {
+			// A member the user may not read is not listed at all.
+			continue
+		}
 		f.fs.cache[child] = e.Inode
 		out = append(out, fileInfo{name: child, ino: e.Inode})
 		ids = append(ids, e.Inode.ID)
@@ -418,7 +428,7 @@ func (f *file) DeadProps() (map[xml.Name]xwebdav.Property, error) {
 	}
 	out[nameLockDiscovery] = xwebdav.Property{
 		XMLName:  nameLockDiscovery,
-		InnerXML: []byte(LockDiscoveryXML(activeLocks(locks, f.name, time.Now()))),
+		InnerXML: []byte(LockDiscoveryXML(activeLocks(locks, f.name, time.Now(), f.fs.h.lockRootHidden(f.ctx)))),
 	}
 	if f.fs.quota.want {
 		used, avail, ok, err := f.fs.quotaValues(f.ctx)
@@ -540,24 +550,27 @@ func explicitNoNamespace(v []byte) []byte {
 }
 
 // activeLocks lists the unexpired locks that cover name, for lockdiscovery.
-func activeLocks(locks []metastore.Lock, name string, now time.Time) []ActiveLock {
+// A root hideRoot reports (the user may not see it) is left out.
+func activeLocks(locks []metastore.Lock, name string, now time.Time, hideRoot func(string) bool) []ActiveLock {
 	var out []ActiveLock
 	for _, l := range locks {
 		if l.Expired(now.UnixNano()) || !(l.Root == name || (l.Infinite && fspath.IsAncestor(l.Root, name))) {
 			continue
 		}
-		out = append(out, toActiveLock(l, now))
+		out = append(out, toActiveLock(l, now, hideRoot))
 	}
 	return out
 }
 
-func toActiveLock(l metastore.Lock, now time.Time) ActiveLock {
+func toActiveLock(l metastore.Lock, now time.Time, hideRoot func(string) bool) ActiveLock {
 	a := ActiveLock{
 		Token:    l.Token,
-		Root:     escapePath(l.Root),
 		Shared:   l.Shared,
 		Infinite: l.Infinite,
 		Owner:    l.Owner,
+	}
+	if hideRoot == nil || !hideRoot(l.Root) {
+		a.Root = escapePath(l.Root)
 	}
 	if l.Expires == 0 {
 		a.InfiniteTimeout = true

@@ -105,6 +105,9 @@ func (h *Handler) serveCollection(w http.ResponseWriter, r *http.Request, p stri
 		}
 	}
 	for _, e := range ents {
+		if h.hidden(r.Context(), fspath.Join(p, e.Name)) {
+			continue
+		}
 		le := listingEntry{
 			Name:     e.Name,
 			Href:     escapePath(fspath.Join(p, e.Name)),

@@ -131,6 +131,9 @@ type Config struct {
 	// 404, 409 or 412 derived from Meta, is answered only after it
 	// passes, else 503. nil: no check.
 	StoreGuard func() func(ctx context.Context) error
+	// Access is the per-path permission rules (--access-rules); nil: a
+	// user may do everything their role allows, everywhere.
+	Access Access
 	// TrustedProxies are the peers whose X-Forwarded-Host and
 	// X-Forwarded-Proto say which origin a client addressed
 	// (ParseTrustedProxies; --trusted-proxies). Empty: none, the headers
@@ -153,6 +156,7 @@ type Handler struct {
 	maxTree  int64
 	treeStep int64
 	guard    func() func(ctx context.Context) error
+	access   Access
 
 	publicURLs     []Origin
 	trustedProxies []netip.Prefix
@@ -173,6 +177,7 @@ func New(cfg Config) *Handler {
 		maxTree:  cfg.MaxTreeEntries,
 		treeStep: cfg.TreeStep,
 		guard:    cfg.StoreGuard,
+		access:   cfg.Access,
 
 		publicURLs:     cfg.PublicURLs,
 		trustedProxies: cfg.TrustedProxies,
@@ -230,6 +235,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	p, err := fspath.Clean(r.URL.Path)
 	if err != nil {
 		return &statusError{status: http.StatusBadRequest, msg: "bad path", err: err}
+	}
+	if err := h.authorize(r.Context(), r.Method, p); err != nil {
+		return err
 	}
 	switch r.Method {
 	case http.MethodOptions:

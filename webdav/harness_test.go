@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/dfs-project/dfs/access"
 	"github.com/dfs-project/dfs/auth"
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/internal/clusterauth"
@@ -46,6 +47,7 @@ type harnessOptions struct {
 	publicURLs     []string
 	trustedProxies []string
 	intact         func(context.Context) error // the check of Config.StoreGuard
+	rules          string                      // access rules (package access) in YAML; "" none
 }
 
 // harness is one in-process handler behind the auth gate.
@@ -72,9 +74,18 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var rules webdav.Access
+	if o.rules != "" {
+		r, err := access.Parse(strings.NewReader(o.rules))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = r
+	}
 	dav := webdav.New(webdav.Config{
 		Meta: store, Node: node, Blobs: newMemBlobs(), Log: zerolog.Nop(),
 		PublicURLs: publicURLs, TrustedProxies: trusted, StoreGuard: guardOf(o.intact),
+		Access: rules,
 	})
 	acfg := auth.Config{ClusterSecret: harnessSecret, Log: zerolog.Nop()}
 	if o.users != nil {

@@ -10,6 +10,7 @@ import (
 
 	xwebdav "golang.org/x/net/webdav"
 
+	"github.com/dfs-project/dfs/access"
 	"github.com/dfs-project/dfs/auth"
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/fspath"
@@ -51,9 +52,16 @@ func (h *Handler) handleLock(w http.ResponseWriter, r *http.Request, p string) e
 	if err != nil || depth == 1 {
 		return fail(http.StatusBadRequest, "LOCK takes Depth 0 or infinity")
 	}
-	_, exists, err := h.resolve(ctx, fs, p)
+	ino, exists, err := h.resolve(ctx, fs, p)
 	if err != nil {
 		return err
+	}
+	if exists && ino.IsDir() && depth == fsm.DepthInfinity {
+		// A depth-infinity lock binds every member: the user must be
+		// allowed to change each.
+		if err := h.checkTree(ctx, fs, p, access.Write, nil); err != nil {
+			return err
+		}
 	}
 	dir, _ := fspath.Split(p)
 	var protect []fsm.Protect
@@ -97,7 +105,7 @@ func (h *Handler) handleLock(w http.ResponseWriter, r *http.Request, p string) e
 	} else {
 		w.WriteHeader(http.StatusOK)
 	}
-	return WriteLockResponse(w, toActiveLock(res.Lock, now))
+	return WriteLockResponse(w, toActiveLock(res.Lock, now, h.lockRootHidden(ctx)))
 }
 
 func (h *Handler) refreshLock(w http.ResponseWriter, r *http.Request, fs *requestFS, p string, timeout, expires int64) error {
@@ -152,7 +160,7 @@ func (h *Handler) refreshLock(w http.ResponseWriter, r *http.Request, fs *reques
 	}
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	return WriteLockResponse(w, toActiveLock(res.Lock, h.now()))
+	return WriteLockResponse(w, toActiveLock(res.Lock, h.now(), h.lockRootHidden(r.Context())))
 }
 
 // handleUnlock removes the lock its Lock-Token header names with one log

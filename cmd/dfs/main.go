@@ -169,6 +169,7 @@ func serverCommand() *cli.Command {
 	}
 	cmd.Flags = append(cmd.Flags, kubeFlags()...)
 	cmd.Flags = append(cmd.Flags, authFlags()...)
+	cmd.Flags = append(cmd.Flags, accessFlags()...)
 	cmd.Flags = append(cmd.Flags, originFlags()...)
 	cmd.Flags = append(cmd.Flags, limitsFlags()...)
 	cmd.Flags = append(cmd.Flags, scrubFlags()...)
@@ -207,6 +208,7 @@ func runServer(c *cli.Context) error {
 		GCInterval:      c.Duration("gc-interval"),
 		GCGrace:         c.Duration("gc-grace"),
 		Auth:            authOptions(c),
+		AccessRules:     c.String("access-rules"),
 		PublicURLs:      c.StringSlice("public-url"),
 		TrustedProxies:  c.StringSlice("trusted-proxies"),
 		Limits:          limitsConfig(c),
