@@ -67,9 +67,13 @@ func (c *Cluster) serveAsLeader(w http.ResponseWriter, r *http.Request, next htt
 // forwarded again. With no leader known within LeaderWait, or a leader that
 // does not answer, the client gets 503 with Retry-After: 1; so does a
 // request whose leader is replaced before it answered (see watchLeader).
-func (c *Cluster) Forward(next http.Handler) http.Handler {
+//
+// needsLeader, if set, names further requests only the leader can serve:
+// those that would have to write before they can answer, such as the
+// first request of a user whose folder does not exist yet.
+func (c *Cluster) Forward(next http.Handler, needsLeader func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !Mutating(r.Method) {
+		if !Mutating(r.Method) && (needsLeader == nil || c.raft.IsLeader() || !needsLeader(r)) {
 			next.ServeHTTP(w, r)
 			return
 		}

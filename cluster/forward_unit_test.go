@@ -116,7 +116,7 @@ func TestForwardWrites(t *testing.T) {
 			node := serve(t, c.Forward(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				atLocal.record(r)
 				io.WriteString(w, "served by n1")
-			})))
+			}), nil))
 
 			start := time.Now()
 			got := do(t, tc.method, node.URL+"/dir/f.txt", "hello", tc.header)
@@ -192,7 +192,7 @@ func TestForwardWaitsForALeader(t *testing.T) {
 	c := newUnitCluster(t, f, func(cfg *cluster.Config) { cfg.LeaderWait = 5 * time.Second })
 	node := serve(t, c.Forward(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Error("a write reached the follower's own handler")
-	})))
+	}), nil))
 	time.AfterFunc(100*time.Millisecond, func() { f.setLeader("n2") })
 	got := do(t, http.MethodDelete, node.URL+"/f.txt", "", nil)
 	if got.status != http.StatusNoContent || len(atLeader.all()) != 1 {
@@ -242,7 +242,7 @@ func TestForwardEarlyAnswerWhileBodyArrives(t *testing.T) {
 	var serverLog syncBuffer
 	node := httptest.NewUnstartedServer(c.Forward(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "served by n1")
-	})))
+	}), nil))
 	node.Config.ErrorLog = log.New(&serverLog, "", 0)
 	node.Start()
 	t.Cleanup(node.Close)

@@ -334,3 +334,41 @@ func cadaverAs(t *testing.T, url, user, pass, script string) string {
 	}
 	return string(out)
 }
+
+// TestUserRootLitmus: with --user-root every user mounts their own
+// folder: litmus passes through a follower (whose first request, before
+// the folder exists, goes to the leader to create it), and what alice
+// writes lands under /home/alice, where bob does not see it.
+func TestUserRootLitmus(t *testing.T) {
+	users := accessUsers(t)
+	c := &tcluster{t: t, st: embedded, hc: &http.Client{Timeout: 5 * time.Second}}
+	t.Cleanup(c.hc.CloseIdleConnections)
+	for _, spec := range clusterSpecs(t, 3, embedded, "--htpasswd", users, "--user-root", "/home/{user}") {
+		c.nodes = append(c.nodes, launchNode(t, spec, false))
+	}
+	c.waitAllReady(t, 60*time.Second)
+	c.leader(t)
+	c.waitMembers(t, 3)
+	follower := c.followers(t)[0]
+
+	alice := newAuthDAV(t, follower, "alice", "alice-pw")
+	alice.must("PROPFIND", "/", nil, map[string]string{"Depth": "0"}, http.StatusMultiStatus)
+	alice.put("/mine.txt", []byte("alice's"))
+	runLitmus(t, follower.URL, "3 nodes, through the follower "+follower.spec.ID+", --user-root /home/{user}", "alice", "alice-pw")
+
+	bob := newAuthDAV(t, follower, "bob", "bob-pw")
+	bob.must("GET", "/mine.txt", nil, nil, http.StatusNotFound)
+	for p := range bob.listing() {
+		if strings.Contains(p, "mine") || strings.Contains(p, "litmus") {
+			t.Errorf("bob sees %s", p)
+		}
+	}
+	// The drive holds alice's file under her folder, on every node.
+	c.waitApplied(t, c.nodes[c.leader(t)], c.nodes)
+	for _, n := range c.nodes {
+		st, _, _, _ := newAuthDAV(t, n, "alice", "alice-pw").get("/mine.txt")
+		if st != http.StatusOK {
+			t.Errorf("%s: alice's /mine.txt: %d", n.spec.ID, st)
+		}
+	}
+}

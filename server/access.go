@@ -44,3 +44,19 @@ func (s *Server) watchAccess(ctx context.Context) {
 		s.access.Watch(ctx, usersPollInterval)
 	}
 }
+
+// userRoot parses --user-root. Folders are per user, so it needs users:
+// with the API open nobody is authenticated.
+func userRoot(cfg *Config) (webdav.UserRoot, error) {
+	if cfg.UserRoot == "" {
+		return webdav.UserRoot{}, nil
+	}
+	if cfg.Auth.HtpasswdFile == "" {
+		return webdav.UserRoot{}, errors.New("server: --user-root needs --htpasswd: folders are per user, and without it nobody is authenticated")
+	}
+	u, err := webdav.ParseUserRoot(cfg.UserRoot)
+	if err != nil {
+		return webdav.UserRoot{}, fmt.Errorf("server: --user-root: %w", err)
+	}
+	return u, nil
+}

@@ -104,6 +104,10 @@ type Config struct {
 	// package access); empty: every user may do what their role allows,
 	// everywhere.
 	AccessRules string
+	// UserRoot maps each user's "/" to a folder of their own, such as
+	// /home/{user} (--user-root, webdav.ParseUserRoot); empty: every user
+	// sees the whole drive.
+	UserRoot string
 	// PublicURLs are the URLs clients reach the cluster at besides each
 	// node's own (an Ingress host): a COPY or MOVE Destination may name
 	// them; one naming any other server gets 502 (--public-url,
@@ -244,6 +248,9 @@ func checkConfig(cfg *Config) (cluster.Config, error) {
 		return cluster.Config{}, errors.New("server: a data directory is required (--data-dir)")
 	}
 	if _, _, err := origins(cfg); err != nil {
+		return cluster.Config{}, err
+	}
+	if _, err := userRoot(cfg); err != nil {
 		return cluster.Config{}, err
 	}
 	if cfg.GCInterval <= 0 {
@@ -405,6 +412,10 @@ func (s *Server) buildHTTP(gate *auth.Authenticator, davLimits webdav.Limits) er
 	if err != nil {
 		return err
 	}
+	userRoot, err := userRoot(&cfg)
+	if err != nil {
+		return err
+	}
 	dav := webdav.New(webdav.Config{
 		Meta:        s.meta,
 		Node:        s.node,
@@ -423,12 +434,13 @@ func (s *Server) buildHTTP(gate *auth.Authenticator, davLimits webdav.Limits) er
 		PublicURLs:     publicURLs,
 		TrustedProxies: trustedProxies,
 		Access:         s.davAccess(),
+		UserRoot:       userRoot,
 	})
 	s.api = s.routeTable(digests)
 	s.apiMux = s.newMux(s.api)
 	// Authentication first: a follower forwards only what it has
 	// authenticated, with the user for the leader to believe.
-	s.httpSrv = s.newHTTPServer(s.routes(s.apiMux, gate.Wrap(s.cluster.Forward(s.cluster.Consistent(dav)))))
+	s.httpSrv = s.newHTTPServer(s.routes(s.apiMux, gate.Wrap(s.cluster.Forward(s.cluster.Consistent(dav), dav.NeedsLeader))))
 	return nil
 }
 

@@ -34,6 +34,9 @@ func (h *Handler) level(ctx context.Context, p string) access.Level {
 // hidden reports whether the request's user may not see p: such a path
 // answers as if it did not exist and is named in no answer.
 func (h *Handler) hidden(ctx context.Context, p string) bool {
+	if outsideRoot(ctx, p) {
+		return true
+	}
 	return h.access != nil && h.access.Level(auth.User(ctx), p) < access.Read
 }
 
@@ -156,7 +159,7 @@ func writeDenied(w http.ResponseWriter, r *http.Request, e *deniedError) {
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n" + `<D:multistatus xmlns:D="DAV:">`)
 	for _, m := range e.members {
-		b.WriteString("<D:response><D:href>" + xmlEscape(escapePath(m)) + "</D:href>" +
+		b.WriteString("<D:response><D:href>" + xmlEscape(hrefOf(r.Context(), m)) + "</D:href>" +
 			"<D:status>HTTP/1.1 403 Forbidden</D:status>" +
 			"<D:responsedescription>" + xmlEscape(e.msg) + "</D:responsedescription></D:response>")
 	}
@@ -164,12 +167,15 @@ func writeDenied(w http.ResponseWriter, r *http.Request, e *deniedError) {
 	_, _ = w.Write([]byte(b.String()))
 }
 
-// lockRootHidden returns what lockdiscovery asks of each lock's root: a
-// depth-infinity lock taken on a collection the user cannot read still
-// shows, and still binds, on the members they can, without its root.
-func (h *Handler) lockRootHidden(ctx context.Context) func(root string) bool {
-	if h.access == nil {
-		return nil
+// lockRootHref returns what lockdiscovery shows of each lock's root: its
+// href in the client's namespace, or nothing ("") when the user may not
+// see it. A depth-infinity lock taken on a collection the user cannot see
+// still shows, and still binds, on the members they can.
+func (h *Handler) lockRootHref(ctx context.Context) func(root string) string {
+	return func(root string) string {
+		if h.hidden(ctx, root) {
+			return ""
+		}
+		return hrefOf(ctx, root)
 	}
-	return func(root string) bool { return h.hidden(ctx, root) }
 }

@@ -54,7 +54,12 @@ func (h *Handler) checkConditions(ctx context.Context, r *http.Request, fs *requ
 			}
 			return etag, tokens, ok
 		}
-		ok := ifh.Eval(p, resolveTag, state)
+		root := rootOf(ctx)
+		tag := func(resource string) (string, bool) {
+			q, ok := resolveTag(resource)
+			return inRoot(root, q), ok
+		}
+		ok := ifh.Eval(p, tag, state)
 		if stateErr != nil {
 			return nil, stateErr
 		}
@@ -70,7 +75,7 @@ func (h *Handler) checkConditions(ctx context.Context, r *http.Request, fs *requ
 			msg = fmt.Sprintf("%s is locked and the request did not submit a lock token of its own: "+
 				"a lock token counts only when the user who took the lock submits it", lockedPath)
 		}
-		return nil, &statusError{status: http.StatusLocked, cond: "lock-token-submitted", href: escapePath(lockedPath), path: lockedPath, msg: msg}
+		return nil, &statusError{status: http.StatusLocked, cond: "lock-token-submitted", path: lockedPath, msg: msg}
 	}
 	return tokens, nil
 }

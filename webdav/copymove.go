@@ -27,6 +27,7 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 	if err != nil {
 		return &statusError{status: http.StatusBadRequest, msg: "bad Destination path", err: err}
 	}
+	dst = inRoot(rootOf(ctx), dst)
 	// A Destination naming another server gets 502 before the namespace
 	// is looked at: carried out here, it would change this server's
 	// resource at that path, which the client did not name. Behind an
@@ -41,7 +42,7 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 			return errForeignDestination(r, dstOrigin)
 		}
 	}
-	if err := h.checkReserved(dst); err != nil {
+	if err := h.checkReserved(ctx, dst); err != nil {
 		return err
 	}
 	overwrite, err := ParseOverwrite(r.Header.Get("Overwrite"))
@@ -53,7 +54,7 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 		// RFC 4918 §9.8.3 and §9.9.2: COPY takes 0 or infinity, MOVE only infinity.
 		return fail(http.StatusBadRequest, "bad Depth for %s", r.Method)
 	}
-	if p == "/" || dst == "/" {
+	if isRoot(ctx, p) || isRoot(ctx, dst) {
 		return fail(http.StatusForbidden, "the root collection cannot be copied, moved or replaced")
 	}
 	if p == dst {
@@ -117,7 +118,7 @@ func (h *Handler) handleCopyMove(w http.ResponseWriter, r *http.Request, p strin
 		}
 	}
 	if res.Created {
-		w.Header().Set("Location", escapePath(dst))
+		w.Header().Set("Location", hrefOf(ctx, dst))
 		w.WriteHeader(http.StatusCreated)
 		return nil
 	}

@@ -13,7 +13,7 @@ import (
 // applies.
 func (h *Handler) handleDelete(w http.ResponseWriter, r *http.Request, p string) error {
 	ctx := r.Context()
-	if p == "/" {
+	if isRoot(ctx, p) {
 		return fail(http.StatusForbidden, "the root collection cannot be deleted")
 	}
 	fs := h.newFS(nil)

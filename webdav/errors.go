@@ -20,7 +20,7 @@ type statusError struct {
 	status int
 	cond   string // e.g. "lock-token-submitted"; "" for a plain-text body
 	href   string // href inside the condition element, if any
-	path   string // another resource than the request's that msg or href names, if any
+	path   string // a resource msg names, and the condition element's href (writeError maps it to the client's namespace)
 	msg    string
 	err    error // cause, for the log
 }
@@ -48,10 +48,19 @@ func (h *Handler) writeError(w *statusWriter, r *http.Request, err error) {
 		se = h.classify(err)
 	}
 	se = h.confirmAbsence(r, err, se)
-	if se.path != "" && h.hidden(r.Context(), se.path) {
-		// The answer would name a resource the user may not see.
-		se = &statusError{status: se.status, cond: se.cond, err: se.err,
-			msg: "the request conflicts with a resource you cannot access (" + http.StatusText(se.status) + ")"}
+	if se.path != "" {
+		if h.hidden(r.Context(), se.path) {
+			// The answer would name a resource the user may not see.
+			se = &statusError{status: se.status, cond: se.cond, err: se.err,
+				msg: "the request conflicts with a resource you cannot access (" + http.StatusText(se.status) + ")"}
+		} else if se.cond != "" {
+			se.href = hrefOf(r.Context(), se.path)
+		}
+	}
+	if root := rootOf(r.Context()); root != "" {
+		// Messages name resources as the drive knows them; the client
+		// knows them inside its folder.
+		se.msg = strings.ReplaceAll(strings.ReplaceAll(se.msg, root+"/", "/"), root, "/")
 	}
 	if w.status != 0 {
 		// Headers are out (a streaming response failed midway); all that is
@@ -139,9 +148,7 @@ func fsmStatus(fe *fsm.Error) *statusError {
 		se.status = http.StatusPreconditionFailed
 	case fsm.Locked:
 		se.status, se.cond = http.StatusLocked, "lock-token-submitted"
-		if fe.Path != "" {
-			se.href, se.path = escapePath(fe.Path), fe.Path
-		}
+		se.path = fe.Path // the href, in the client's namespace, is written by writeError
 	case fsm.Forbidden:
 		se.status = http.StatusForbidden
 	case fsm.NotAllowed:

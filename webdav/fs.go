@@ -132,6 +132,7 @@ func (f *requestFS) Stat(ctx context.Context, name string) (os.FileInfo, error) 
 	if err != nil {
 		return nil, err
 	}
+	p = inRoot(rootOf(ctx), p)
 	if f.h.hidden(ctx, p) {
 		return nil, notExist("stat", p)
 	}
@@ -153,6 +154,7 @@ func (f *requestFS) OpenFile(ctx context.Context, name string, flag int, _ os.Fi
 		// because dfs serves PUT, COPY and LOCK itself.
 		return nil, &os.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
 	}
+	p = inRoot(rootOf(ctx), p)
 	if f.h.hidden(ctx, p) {
 		return nil, notExist("open", p)
 	}
@@ -180,6 +182,7 @@ func (f *requestFS) Mkdir(ctx context.Context, name string, _ os.FileMode) error
 	if err != nil {
 		return err
 	}
+	p = inRoot(rootOf(ctx), p)
 	return fsError("mkdir", p, f.propose(ctx, &fsm.Command{Op: fsm.OpMkcol, Path: p}))
 }
 
@@ -188,6 +191,7 @@ func (f *requestFS) RemoveAll(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	p = inRoot(rootOf(ctx), p)
 	return fsError("remove", p, f.propose(ctx, &fsm.Command{Op: fsm.OpDelete, Path: p}))
 }
 
@@ -200,6 +204,8 @@ func (f *requestFS) Rename(ctx context.Context, oldName, newName string) error {
 	if err != nil {
 		return err
 	}
+	root := rootOf(ctx)
+	src, dst = inRoot(root, src), inRoot(root, dst)
 	return fsError("rename", src, f.propose(ctx, &fsm.Command{Op: fsm.OpMove, Path: src, Dest: dst}))
 }
 
@@ -428,7 +434,7 @@ func (f *file) DeadProps() (map[xml.Name]xwebdav.Property, error) {
 	}
 	out[nameLockDiscovery] = xwebdav.Property{
 		XMLName:  nameLockDiscovery,
-		InnerXML: []byte(LockDiscoveryXML(activeLocks(locks, f.name, time.Now(), f.fs.h.lockRootHidden(f.ctx)))),
+		InnerXML: []byte(LockDiscoveryXML(activeLocks(locks, f.name, time.Now(), f.fs.h.lockRootHref(f.ctx)))),
 	}
 	if f.fs.quota.want {
 		used, avail, ok, err := f.fs.quotaValues(f.ctx)
@@ -550,27 +556,28 @@ func explicitNoNamespace(v []byte) []byte {
 }
 
 // activeLocks lists the unexpired locks that cover name, for lockdiscovery.
-// A root hideRoot reports (the user may not see it) is left out.
-func activeLocks(locks []metastore.Lock, name string, now time.Time, hideRoot func(string) bool) []ActiveLock {
+// rootHref gives each lock root's href ("": left out).
+func activeLocks(locks []metastore.Lock, name string, now time.Time, rootHref func(string) string) []ActiveLock {
 	var out []ActiveLock
 	for _, l := range locks {
 		if l.Expired(now.UnixNano()) || !(l.Root == name || (l.Infinite && fspath.IsAncestor(l.Root, name))) {
 			continue
 		}
-		out = append(out, toActiveLock(l, now, hideRoot))
+		out = append(out, toActiveLock(l, now, rootHref))
 	}
 	return out
 }
 
-func toActiveLock(l metastore.Lock, now time.Time, hideRoot func(string) bool) ActiveLock {
+func toActiveLock(l metastore.Lock, now time.Time, rootHref func(string) string) ActiveLock {
 	a := ActiveLock{
 		Token:    l.Token,
 		Shared:   l.Shared,
 		Infinite: l.Infinite,
 		Owner:    l.Owner,
 	}
-	if hideRoot == nil || !hideRoot(l.Root) {
-		a.Root = escapePath(l.Root)
+	a.Root = escapePath(l.Root)
+	if rootHref != nil {
+		a.Root = rootHref(l.Root)
 	}
 	if l.Expires == 0 {
 		a.InfiniteTimeout = true

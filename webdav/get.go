@@ -96,10 +96,10 @@ func (h *Handler) serveCollection(w http.ResponseWriter, r *http.Request, p stri
 		Path    string
 		Parent  string
 		Entries []listingEntry
-	}{Path: p}
-	if p != "/" {
+	}{Path: clientPath(r.Context(), p)}
+	if !isRoot(r.Context(), p) {
 		dir, _ := fspath.Split(p)
-		data.Parent = escapePath(dir)
+		data.Parent = hrefOf(r.Context(), dir)
 		if data.Parent != "/" {
 			data.Parent += "/"
 		}
@@ -110,7 +110,7 @@ func (h *Handler) serveCollection(w http.ResponseWriter, r *http.Request, p stri
 		}
 		le := listingEntry{
 			Name:     e.Name,
-			Href:     escapePath(fspath.Join(p, e.Name)),
+			Href:     hrefOf(r.Context(), fspath.Join(p, e.Name)),
 			Modified: time.Unix(0, e.Inode.Modified).UTC().Format(time.RFC3339),
 		}
 		if e.Inode.IsDir() {

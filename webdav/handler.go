@@ -131,6 +131,9 @@ type Config struct {
 	// 404, 409 or 412 derived from Meta, is answered only after it
 	// passes, else 503. nil: no check.
 	StoreGuard func() func(ctx context.Context) error
+	// UserRoot maps each user's "/" to their own folder (--user-root,
+	// ParseUserRoot); zero: every user sees the whole drive.
+	UserRoot UserRoot
 	// Access is the per-path permission rules (--access-rules); nil: a
 	// user may do everything their role allows, everywhere.
 	Access Access
@@ -157,6 +160,7 @@ type Handler struct {
 	treeStep int64
 	guard    func() func(ctx context.Context) error
 	access   Access
+	userRoot UserRoot
 
 	publicURLs     []Origin
 	trustedProxies []netip.Prefix
@@ -178,6 +182,7 @@ func New(cfg Config) *Handler {
 		treeStep: cfg.TreeStep,
 		guard:    cfg.StoreGuard,
 		access:   cfg.Access,
+		userRoot: cfg.UserRoot,
 
 		publicURLs:     cfg.PublicURLs,
 		trustedProxies: cfg.TrustedProxies,
@@ -214,7 +219,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// (http.ErrAbortHandler) and still counts.
 		defer func() { h.observe(r.Method, sw.sent(), sw.bytes, h.now().Sub(start)) }()
 	}
-	err := h.serve(sw, r)
+	r, err := h.withRoot(r)
+	if err == nil {
+		err = h.serve(sw, r)
+	}
 	if err != nil {
 		h.writeError(sw, r, err)
 	}
@@ -235,6 +243,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	p, err := fspath.Clean(r.URL.Path)
 	if err != nil {
 		return &statusError{status: http.StatusBadRequest, msg: "bad path", err: err}
+	}
+	p = inRoot(rootOf(r.Context()), p)
+	if err := h.ensureRoot(r.Context()); err != nil {
+		return err
 	}
 	if err := h.authorize(r.Context(), r.Method, p); err != nil {
 		return err
@@ -346,8 +358,10 @@ func (h *Handler) existing(ctx context.Context, fs *requestFS, p string) (metast
 	return ino, nil
 }
 
-func (h *Handler) checkReserved(p string) error {
-	if segs := fspath.Segments(p); len(segs) > 0 && h.reserved(segs[0]) {
+// checkReserved refuses a name the node API owns at the top of the
+// client's namespace: a request for it never reaches WebDAV.
+func (h *Handler) checkReserved(ctx context.Context, p string) error {
+	if segs := fspath.Segments(clientPath(ctx, p)); len(segs) > 0 && h.reserved(segs[0]) {
 		return fail(http.StatusForbidden, "/%s is reserved for the dfs node API", segs[0])
 	}
 	return nil

@@ -48,6 +48,7 @@ type harnessOptions struct {
 	trustedProxies []string
 	intact         func(context.Context) error // the check of Config.StoreGuard
 	rules          string                      // access rules (package access) in YAML; "" none
+	userRoot       string                      // --user-root pattern; "" none
 }
 
 // harness is one in-process handler behind the auth gate.
@@ -82,10 +83,14 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		}
 		rules = r
 	}
+	userRoot, err := webdav.ParseUserRoot(o.userRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dav := webdav.New(webdav.Config{
 		Meta: store, Node: node, Blobs: newMemBlobs(), Log: zerolog.Nop(),
 		PublicURLs: publicURLs, TrustedProxies: trusted, StoreGuard: guardOf(o.intact),
-		Access: rules,
+		Access: rules, UserRoot: userRoot,
 	})
 	acfg := auth.Config{ClusterSecret: harnessSecret, Log: zerolog.Nop()}
 	if o.users != nil {

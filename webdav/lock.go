@@ -45,7 +45,7 @@ func (h *Handler) handleLock(w http.ResponseWriter, r *http.Request, p string) e
 	if info.Empty {
 		return h.refreshLock(w, r, fs, p, timeout, expires)
 	}
-	if err := h.checkReserved(p); err != nil {
+	if err := h.checkReserved(ctx, p); err != nil {
 		return err
 	}
 	depth, err := ParseDepth(r.Header.Get("Depth"), fsm.DepthInfinity)
@@ -66,7 +66,7 @@ func (h *Handler) handleLock(w http.ResponseWriter, r *http.Request, p string) e
 	dir, _ := fspath.Split(p)
 	var protect []fsm.Protect
 	if !exists {
-		if p == "/" {
+		if isRoot(ctx, p) {
 			return fail(http.StatusConflict, "no root collection")
 		}
 		protect = append(protect, fsm.Protect{Path: dir})
@@ -105,7 +105,7 @@ func (h *Handler) handleLock(w http.ResponseWriter, r *http.Request, p string) e
 	} else {
 		w.WriteHeader(http.StatusOK)
 	}
-	return WriteLockResponse(w, toActiveLock(res.Lock, now, h.lockRootHidden(ctx)))
+	return WriteLockResponse(w, toActiveLock(res.Lock, now, h.lockRootHref(ctx)))
 }
 
 func (h *Handler) refreshLock(w http.ResponseWriter, r *http.Request, fs *requestFS, p string, timeout, expires int64) error {
@@ -160,7 +160,7 @@ func (h *Handler) refreshLock(w http.ResponseWriter, r *http.Request, fs *reques
 	}
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	return WriteLockResponse(w, toActiveLock(res.Lock, h.now(), h.lockRootHidden(r.Context())))
+	return WriteLockResponse(w, toActiveLock(res.Lock, h.now(), h.lockRootHref(r.Context())))
 }
 
 // handleUnlock removes the lock its Lock-Token header names with one log

@@ -2,6 +2,7 @@ package webdav
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/dfs-project/dfs/fsm"
 	"github.com/dfs-project/dfs/fspath"
@@ -15,10 +16,10 @@ func (h *Handler) handleMkcol(w http.ResponseWriter, r *http.Request, p string) 
 		// RFC 4918 §9.3: dfs defines no MKCOL body.
 		return fail(http.StatusUnsupportedMediaType, "MKCOL with a request body is not supported")
 	}
-	if p == "/" {
+	if isRoot(ctx, p) {
 		return fail(http.StatusMethodNotAllowed, "the root collection exists")
 	}
-	if err := h.checkReserved(p); err != nil {
+	if err := h.checkReserved(ctx, p); err != nil {
 		return err
 	}
 	fs := h.newFS(nil)
@@ -41,7 +42,7 @@ func (h *Handler) handleMkcol(w http.ResponseWriter, r *http.Request, p string) 
 	if _, err := h.propose(ctx, &fsm.Command{Op: fsm.OpMkcol, Path: p, Tokens: tokens}); err != nil {
 		return err
 	}
-	w.Header().Set("Location", escapePath(p)+"/")
+	w.Header().Set("Location", strings.TrimSuffix(hrefOf(ctx, p), "/")+"/")
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }

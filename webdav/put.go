@@ -50,10 +50,10 @@ func (h *Handler) handlePut(w http.ResponseWriter, r *http.Request, p string) er
 // checkPutRequest refuses what the request alone rules out and returns
 // the size it announces (-1 when unknown).
 func (h *Handler) checkPutRequest(r *http.Request, p string) (size int64, err error) {
-	if p == "/" {
+	if isRoot(r.Context(), p) {
 		return 0, fail(http.StatusMethodNotAllowed, "cannot PUT to the root collection")
 	}
-	if err := h.checkReserved(p); err != nil {
+	if err := h.checkReserved(r.Context(), p); err != nil {
 		return 0, err
 	}
 	if r.Header.Get("Content-Range") != "" {
@@ -234,7 +234,7 @@ func (h *Handler) commitPut(w http.ResponseWriter, r *http.Request, p string, t 
 	}
 	w.Header().Set("ETag", fsm.ETag(res.Inode))
 	if res.Created {
-		w.Header().Set("Location", escapePath(p))
+		w.Header().Set("Location", hrefOf(r.Context(), p))
 		w.WriteHeader(http.StatusCreated)
 		return nil
 	}

@@ -209,6 +209,7 @@ func runServer(c *cli.Context) error {
 		GCGrace:         c.Duration("gc-grace"),
 		Auth:            authOptions(c),
 		AccessRules:     c.String("access-rules"),
+		UserRoot:        c.String("user-root"),
 		PublicURLs:      c.StringSlice("public-url"),
 		TrustedProxies:  c.StringSlice("trusted-proxies"),
 		Limits:          limitsConfig(c),
