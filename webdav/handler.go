@@ -161,6 +161,7 @@ type Handler struct {
 	guard    func() func(ctx context.Context) error
 	access   Access
 	userRoot UserRoot
+	homes    homeCache
 
 	publicURLs     []Origin
 	trustedProxies []netip.Prefix

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dfs-project/dfs/auth"
 	"github.com/dfs-project/dfs/fsm"
@@ -151,6 +153,9 @@ func (h *Handler) NeedsLeader(r *http.Request) bool {
 	if err != nil {
 		return false // refused wherever it is served
 	}
+	if h.homes.known(root, h.now()) {
+		return false
+	}
 	_, ok, err := h.resolve(r.Context(), h.newFS(nil), root)
 	return err == nil && !ok
 }
@@ -159,7 +164,7 @@ func (h *Handler) NeedsLeader(r *http.Request) bool {
 // when they do not exist: one MKCOL entry each, as the user.
 func (h *Handler) ensureRoot(ctx context.Context) error {
 	root := rootOf(ctx)
-	if root == "" {
+	if root == "" || h.homes.known(root, h.now()) {
 		return nil
 	}
 	fs := h.newFS(nil)
@@ -169,6 +174,7 @@ func (h *Handler) ensureRoot(ctx context.Context) error {
 		if !ino.IsDir() {
 			return fail(http.StatusConflict, "your folder %s is a file; ask an administrator", root)
 		}
+		h.homes.add(root, h.now())
 		return nil
 	}
 	p := ""
@@ -187,4 +193,37 @@ func (h *Handler) ensureRoot(ctx context.Context) error {
 	}
 	h.log.Info().Str("user", auth.User(ctx)).Str("folder", root).Msg("user folder created")
 	return nil
+}
+
+// homeTTL is how long a user folder seen to exist is taken to exist
+// without looking: a folder an administrator deletes is created again on
+// a request at most this much later (until then the user's requests get
+// 404 or 409, as for any missing collection).
+const homeTTL = 10 * time.Second
+
+// maxHomes bounds the folders remembered; past it, the memory starts
+// over (one lookup per user again).
+const maxHomes = 10000
+
+// homeCache remembers user folders seen to exist, so that requests do not
+// look their folder up every time.
+type homeCache struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func (c *homeCache) known(root string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.seen[root]
+	return ok && now.Sub(at) < homeTTL
+}
+
+func (c *homeCache) add(root string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil || len(c.seen) >= maxHomes {
+		c.seen = make(map[string]time.Time)
+	}
+	c.seen[root] = now
 }
