@@ -93,6 +93,9 @@ func TestAccessCluster(t *testing.T) {
 	for _, f := range []string{"/home/alice/a.txt", "/home/bob/b.txt", "/shared/s.txt", "/shared/board/minutes.txt", "/secret/s.txt"} {
 		root.put(f, []byte("content of "+f))
 	}
+	// A lock root holds on a file staff may change: carol's writes need
+	// root's token, which is root's alone.
+	rootToken := root.lock("/shared/locked.txt")
 	c.waitApplied(t, leader, c.nodes)
 
 	type attempt struct {
@@ -120,6 +123,9 @@ func TestAccessCluster(t *testing.T) {
 		{"alice", "MOVE", "/home/bob/b.txt", map[string]string{"Destination": "/home/alice/b.txt"}, "", http.StatusForbidden},
 		{"alice", "MOVE", "/shared", map[string]string{"Destination": "/home/alice/shared"}, "", http.StatusMultiStatus},
 		{"carol", "COPY", "/home/carol-none.txt", map[string]string{"Destination": "/shared/x"}, "", http.StatusNotFound},
+		{"carol", "PUT", "/shared/locked.txt", nil, "x", http.StatusLocked},
+		{"carol", "PUT", "/shared/locked.txt", map[string]string{"If": "(<" + rootToken + ">)"}, "x", http.StatusLocked},
+		{"carol", "UNLOCK", "/shared/locked.txt", map[string]string{"Lock-Token": "<" + rootToken + ">"}, "", http.StatusForbidden},
 		{"bob", "GET", "/shared/board/minutes.txt", nil, "", http.StatusNotFound},
 		{"alice", "GET", "/secret/s.txt", nil, "", http.StatusNotFound},
 		{"alice", "PROPFIND", "/secret", map[string]string{"Depth": "0"}, "", http.StatusNotFound},
