@@ -53,13 +53,13 @@ type harnessOptions struct {
 
 // harness is one in-process handler behind the auth gate.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	store metastore.Store
 	node  *directNode
 	h     http.Handler
 }
 
-func newHarness(t *testing.T, o harnessOptions) *harness {
+func newHarness(t testing.TB, o harnessOptions) *harness {
 	t.Helper()
 	store, err := boltstore.Open(filepath.Join(t.TempDir(), "meta.db"))
 	if err != nil {
