@@ -142,7 +142,8 @@ type Server struct {
 	fsm        *fsm.FSM
 	node       *replication.Node
 	cluster    *cluster.Cluster
-	users      *auth.Users // nil: the WebDAV API is open
+	users      *auth.Users        // nil: the WebDAV API is open
+	tokens     *auth.DeviceTokens // nil: no device passwords
 	metrics    *metrics
 	scrub      *scrubber
 	ln         net.Listener
