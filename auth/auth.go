@@ -1,7 +1,8 @@
 // Package auth owns who may use the WebDAV API: HTTP Basic authentication
-// against an htpasswd file of bcrypt entries (re-read when it changes),
-// read-only roles, a growing delay for repeated failures, and the identity
-// a follower passes to the leader with a forwarded write.
+// against an htpasswd file of bcrypt entries and a file of device
+// passwords (both re-read when they change), read-only roles, a growing
+// delay for repeated failures, and the identity a follower passes to the
+// leader with a forwarded write.
 //
 // The node API (/healthz, /readyz, /metrics, /cluster/...) is not behind
 // this package: probes and Prometheus stay open, and the internal API has
@@ -39,6 +40,9 @@ type Options struct {
 	// HtpasswdFile is the htpasswd file of bcrypt entries; empty leaves the
 	// WebDAV API open to anyone.
 	HtpasswdFile string
+	// DeviceTokensFile holds the users' device passwords (DeviceToken);
+	// empty: none. Needs HtpasswdFile: a token belongs to one of its users.
+	DeviceTokensFile string
 	// ReadOnlyUsers may only GET, HEAD, OPTIONS and PROPFIND.
 	ReadOnlyUsers []string
 	// Realm is the Basic realm announced in 401 answers ("dfs" if empty).
@@ -53,6 +57,15 @@ type UserSource interface {
 	Lookup(name string) (hash []byte, gen uint64, ok bool)
 	// Dummy is a bcrypt hash no password matches, at the usual cost.
 	Dummy() []byte
+}
+
+// TokenSource is the device passwords Basic credentials are also checked
+// against (*DeviceTokens).
+type TokenSource interface {
+	// Match returns user's token that password is, expired or not.
+	Match(user, password string) (DeviceToken, bool)
+	// Generation changes whenever the set of tokens does.
+	Generation() uint64
 }
 
 // Result is what the gate made of one request, for metrics.
@@ -78,7 +91,10 @@ func Results() []Result {
 type Config struct {
 	// Users is the user set; nil leaves the API open (every request passes,
 	// a client-supplied UserHeader is still removed).
-	Users    UserSource
+	Users UserSource
+	// Tokens, if set, are device passwords that authenticate their user
+	// too, as long as the user is in Users.
+	Tokens   TokenSource
 	ReadOnly []string
 	Realm    string
 	// ClusterSecret authenticates forwarded requests whose UserHeader is
@@ -104,12 +120,14 @@ type Config struct {
 // Authenticator is the WebDAV API's gate: see Wrap.
 type Authenticator struct {
 	users    UserSource
+	tokens   TokenSource // nil: no device passwords
 	readOnly map[string]bool
 	realm    string
 	secret   string
 	backoff  *Backoff
 	cache    *verifiedCache
 	log      zerolog.Logger
+	now      func() time.Time
 	sleep    func(ctx context.Context, d time.Duration) error
 	checks   chan struct{} // one token per bcrypt comparison running
 	observe  func(Result)
@@ -145,12 +163,14 @@ func New(cfg Config) *Authenticator {
 	}
 	a := &Authenticator{
 		users:    cfg.Users,
+		tokens:   cfg.Tokens,
 		readOnly: map[string]bool{},
 		realm:    cfg.Realm,
 		secret:   cfg.ClusterSecret,
 		backoff:  NewBackoff(cfg.Backoff, cfg.Now),
 		cache:    newVerifiedCache(cfg.CacheTTL, 4096, cfg.Now),
 		log:      cfg.Log,
+		now:      cfg.Now,
 		sleep:    cfg.Sleep,
 		checks:   make(chan struct{}, cfg.MaxChecks),
 		observe:  cfg.Observe,
@@ -202,8 +222,9 @@ func ReadMethod(method string) bool {
 //     credentials of a user in the file: none gets 401 with a challenge,
 //     wrong ones get 401 after the delay the client's and the user's
 //     recent failures have earned;
-//   - a read-only user gets 403 for every method but GET, HEAD, OPTIONS
-//     and PROPFIND, on whichever node the request arrives;
+//   - a read-only user, or a read-only device password, gets 403 for
+//     every method but GET, HEAD, OPTIONS and PROPFIND, on whichever node
+//     the request arrives;
 //   - an authenticated request reaches next with the user in its context
 //     (User) and in UserHeader, for a node that forwards it to the leader;
 //   - a request that carries the right cluster secret is marked as coming
@@ -224,23 +245,38 @@ func (a *Authenticator) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		passed := ResultForwarded
+		var token *DeviceToken // the device password used, if any
 		if user == "" {
 			var ok bool
-			if user, ok = a.authenticate(w, r); !ok {
+			if user, token, ok = a.authenticate(w, r); !ok {
 				return
 			}
 			passed = ResultOK
 		}
-		if a.readOnly[user] && !ReadMethod(r.Method) {
-			a.observe(ResultReadOnly)
-			a.log.Info().Str("user", user).Str("method", r.Method).Str("path", r.URL.Path).Msg("read-only user refused")
-			http.Error(w, fmt.Sprintf("dfs: user %s is read-only: %s is not allowed (read-only users may use GET, HEAD, OPTIONS and PROPFIND)", user, r.Method), http.StatusForbidden)
+		// A follower refuses a read-only token's write itself, so the
+		// leader never needs to know which token a forwarded user used.
+		if (a.readOnly[user] || (token != nil && token.ReadOnly)) && !ReadMethod(r.Method) {
+			a.refuseReadOnly(w, r, user, token)
 			return
 		}
 		a.observe(passed)
 		r.Header.Set(UserHeader, user)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
 	})
+}
+
+// refuseReadOnly answers 403 to a write by a read-only user or with a
+// read-only device password.
+func (a *Authenticator) refuseReadOnly(w http.ResponseWriter, r *http.Request, user string, token *DeviceToken) {
+	a.observe(ResultReadOnly)
+	ev := a.log.Info().Str("user", user).Str("method", r.Method).Str("path", r.URL.Path)
+	who, whose := "user "+user, "users"
+	if token != nil && token.ReadOnly && !a.readOnly[user] {
+		ev = ev.Str("device", token.Label).Str("token_id", token.ID)
+		who, whose = fmt.Sprintf("device password %s of user %s", token.Label, user), "device passwords"
+	}
+	ev.Msg("read-only user refused")
+	http.Error(w, fmt.Sprintf("dfs: %s is read-only: %s is not allowed (read-only %s may use GET, HEAD, OPTIONS and PROPFIND)", who, r.Method, whose), http.StatusForbidden)
 }
 
 // fromNode reports whether r carries the right cluster secret: another
@@ -260,9 +296,10 @@ func (a *Authenticator) forwardedUser(r *http.Request) string {
 	return u
 }
 
-// authenticate checks r's Basic credentials; on failure it has answered
-// the request.
-func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+// authenticate checks r's Basic credentials, and returns the user and the
+// device password used (nil: the account password); on failure it has
+// answered the request.
+func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (string, *DeviceToken, bool) {
 	ip := clientKey(r.RemoteAddr)
 	user, password, err := ParseBasic(r.Header.Get("Authorization"))
 	if errors.Is(err, ErrNoCredentials) {
@@ -270,48 +307,79 @@ func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (st
 		// not a failure.
 		a.observe(ResultChallenged)
 		a.challenge(w, err.Error(), 0)
-		return "", false
+		return "", nil, false
 	}
 	if err != nil {
 		a.observe(ResultMalformed)
 		a.backoff.Fail("ip " + ip)
 		a.log.Warn().Str("client_ip", ip).Err(err).Msg("authentication failed")
 		a.challenge(w, err.Error(), a.backoff.Delay("ip "+ip))
-		return "", false
+		return "", nil, false
 	}
-	hash, gen, known := a.users.Lookup(user)
+	hash, usersGen, known := a.users.Lookup(user)
+	gen := generation{users: usersGen}
+	var token DeviceToken
+	tokenFound := false
+	if a.tokens != nil {
+		gen.tokens = a.tokens.Generation()
+		token, tokenFound = a.tokens.Match(user, password)
+	}
+	// A device password is checked on every request, against the tokens
+	// and the clock of now (SHA-256 is cheap; nothing is remembered), so a
+	// revoked or expired one fails at once. Like a remembered password it
+	// is not delayed: guessing cannot slow down a device that has its
+	// token, and a guess that misses takes the path below (delay, bcrypt,
+	// failure), which counts it.
+	if tokenFound && known && !token.Expired(a.now()) {
+		a.log.Debug().Str("user", user).Str("device", token.Label).Str("token_id", token.ID).Msg("authenticated with a device password")
+		return user, &token, true
+	}
 	// The cache is asked for unknown users too, so that the work done
 	// before bcrypt does not depend on whether the user exists.
 	if a.cache.ok(user, password, gen) && known {
-		return user, true
+		return user, nil, true
 	}
 	ipKey, uKey := "ip "+ip, "user "+user
 	wait := max(a.backoff.Delay(ipKey), a.backoff.Delay(uKey))
 	if wait > 0 {
 		if err := a.sleep(r.Context(), wait); err != nil {
-			return "", false // the client went away
+			return "", nil, false // the client went away
 		}
 	}
-	if !known {
-		hash = a.users.Dummy()
+	// A password that is one of the user's tokens (256 random bits, so not
+	// the account password too) and did not pass above has expired or its
+	// user is gone: it fails without bcrypt, after the same delay. Only a
+	// client that holds the token can tell from the timing.
+	match := false
+	if !tokenFound {
+		if !known {
+			hash = a.users.Dummy()
+		}
+		select {
+		case a.checks <- struct{}{}:
+		case <-r.Context().Done():
+			return "", nil, false // the client went away
+		}
+		// bcrypt's comparison takes the same time whether or not the
+		// password matches; an unknown user is checked against the dummy
+		// hash at the usual cost, so timing tells nothing about who exists.
+		match = bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+		<-a.checks
 	}
-	select {
-	case a.checks <- struct{}{}:
-	case <-r.Context().Done():
-		return "", false // the client went away
-	}
-	// bcrypt's comparison takes the same time whether or not the password
-	// matches; an unknown user is checked against the dummy hash at the
-	// usual cost, so timing tells nothing about who exists.
-	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
-	<-a.checks
 	if match && known {
 		a.cache.add(user, password, gen)
-		return user, true
+		return user, nil, true
 	}
 	reason := "wrong password"
-	if !known {
+	switch {
+	case !known && tokenFound:
+		reason = fmt.Sprintf("unknown user (device password %s, id %s, of a user no longer in the htpasswd file)", token.Label, token.ID)
+	case !known:
 		reason = "unknown user"
+	case tokenFound:
+		// Only the log says so: the client gets the answer a wrong
+		// password gets.
+		reason = fmt.Sprintf("expired device password %s (id %s)", token.Label, token.ID)
 	}
 	a.observe(ResultFailed)
 	ipFails, userFails := a.backoff.Fail(ipKey), a.backoff.Fail(uKey)
@@ -320,7 +388,7 @@ func (a *Authenticator) authenticate(w http.ResponseWriter, r *http.Request) (st
 		Float64("client_failures", math.Round(ipFails*10)/10).Float64("user_failures", math.Round(userFails*10)/10).
 		Dur("waited", wait).Dur("next_delay", next).Msg("authentication failed")
 	a.challenge(w, "wrong user name or password", next)
-	return "", false
+	return "", nil, false
 }
 
 // challenge answers 401 with a Basic challenge. A client that has earned

@@ -279,10 +279,10 @@ func TestGateCacheExpires(t *testing.T) {
 		t.Fatalf("cache entry %+v, want one expiring in 2m", e)
 	}
 	g.clock.advance(2 * time.Minute)
-	if g.a.cache.ok("alice", "alice-pw", g.users.Generation()) {
+	if g.a.cache.ok("alice", "alice-pw", generation{users: g.users.Generation()}) {
 		t.Fatal("expired entry still valid")
 	}
-	if g.a.cache.ok("alice", "other", g.users.Generation()) {
+	if g.a.cache.ok("alice", "other", generation{users: g.users.Generation()}) {
 		t.Fatal("another password matched")
 	}
 }

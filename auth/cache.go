@@ -13,7 +13,8 @@ import (
 // not one per request. Entries are keyed by user and a keyed hash of the
 // password (HMAC-SHA256 under a random per-process key: a memory dump does
 // not hold anything a fast offline guess could be checked against), and
-// belong to one generation of the user file: a reload voids them all.
+// belong to one generation of the user and token files: a reload of either
+// voids them all.
 type verifiedCache struct {
 	ttl time.Duration
 	cap int
@@ -29,8 +30,15 @@ type cacheKey struct {
 	sum  [sha256.Size]byte
 }
 
+// generation identifies the credentials in force: the loads of the
+// htpasswd file and of the device-token file. A verification remembered
+// under one generation says nothing about the next.
+type generation struct {
+	users, tokens uint64
+}
+
 type cacheEntry struct {
-	gen     uint64
+	gen     generation
 	expires time.Time
 }
 
@@ -52,7 +60,7 @@ func (c *verifiedCache) keyOf(user, password string) cacheKey {
 
 // ok reports whether user and password were verified under generation gen
 // less than a TTL ago.
-func (c *verifiedCache) ok(user, password string, gen uint64) bool {
+func (c *verifiedCache) ok(user, password string, gen generation) bool {
 	if c.ttl <= 0 {
 		return false
 	}
@@ -71,7 +79,7 @@ func (c *verifiedCache) ok(user, password string, gen uint64) bool {
 }
 
 // add remembers a successful verification under generation gen.
-func (c *verifiedCache) add(user, password string, gen uint64) {
+func (c *verifiedCache) add(user, password string, gen generation) {
 	if c.ttl <= 0 {
 		return
 	}

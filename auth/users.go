@@ -84,28 +84,15 @@ func (u *Users) Dummy() []byte {
 // swaps a symlink). A file that became unreadable, or holds no valid entry
 // but invalid lines, keeps the previous user set and returns the error.
 func (u *Users) Reload() (changed bool, err error) {
-	before, err := os.Stat(u.path)
-	if err != nil {
-		return false, fmt.Errorf("htpasswd %s: %w", u.path, err)
-	}
 	u.mu.RLock()
-	same := u.stat != nil && sameStat(u.stat, before)
+	prev := u.stat
 	u.mu.RUnlock()
-	if same {
+	b, after, err := readIfChanged(u.path, prev)
+	if err != nil {
+		return false, fmt.Errorf("htpasswd %s: %w", u.path, err)
+	}
+	if b == nil {
 		return false, nil
-	}
-	b, err := os.ReadFile(u.path)
-	if err != nil {
-		return false, fmt.Errorf("htpasswd %s: %w", u.path, err)
-	}
-	// Written in place while we read it: take it on the next round, once
-	// the writer is done.
-	after, err := os.Stat(u.path)
-	if err != nil {
-		return false, fmt.Errorf("htpasswd %s: %w", u.path, err)
-	}
-	if !sameStat(before, after) {
-		return false, fmt.Errorf("htpasswd %s: changed while being read; reading it again on the next check", u.path)
 	}
 	entries, problems, err := ParseHtpasswd(bytes.NewReader(b))
 	if err != nil {
@@ -141,33 +128,8 @@ func (u *Users) Reload() (changed bool, err error) {
 // until ctx ends. A failed read is logged as an error and the last good
 // user set stays in force.
 func (u *Users) Watch(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var lastErr string
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		_, err := u.Reload()
-		switch {
-		case err != nil && err.Error() != lastErr:
-			// Once per distinct failure, not every tick.
-			u.log.Error().Err(err).Msg("htpasswd not reloaded; the last good user set stays in force")
-			lastErr = err.Error()
-		case err == nil && lastErr != "":
-			u.log.Info().Msg("htpasswd readable again")
-			lastErr = ""
-		}
-	}
-}
-
-// sameStat reports whether two stats of the path show the same file
-// unchanged: same inode (a rename or a symlink swap changes it), size and
-// modification time.
-func sameStat(a, b os.FileInfo) bool {
-	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+	watchFile(ctx, interval, u.log, u.Reload,
+		"htpasswd not reloaded; the last good user set stays in force", "htpasswd readable again")
 }
 
 // usualCost is the bcrypt cost most entries use (bcrypt.DefaultCost for an

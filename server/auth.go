@@ -9,7 +9,9 @@ import (
 	"github.com/dfs-project/dfs/auth"
 )
 
-// usersPollInterval is how often the htpasswd file is checked for changes.
+// usersPollInterval is how often the htpasswd and device-token files are
+// checked for changes: a revoked device password stops working on every
+// node within about this long.
 const usersPollInterval = time.Second
 
 // newAuth builds the gate in front of WebDAV from cfg.Auth (see package
@@ -20,9 +22,15 @@ func (s *Server) newAuth() (*auth.Authenticator, error) {
 		if len(o.ReadOnlyUsers) > 0 {
 			return nil, errors.New("server: --read-only-users needs --htpasswd: without it there are no users")
 		}
+		if o.DeviceTokensFile != "" {
+			return nil, errors.New("server: --device-tokens needs --htpasswd: a device password belongs to one of its users")
+		}
 		s.log.Warn().Msg("no --htpasswd: the WebDAV API is OPEN, anyone who reaches this port can read, write and delete every file; " +
 			"set --htpasswd (and create users with `dfs user add`) before exposing it")
 		return auth.New(auth.Config{ClusterSecret: s.cfg.ClusterSecret, Log: s.log}), nil
+	}
+	if o.DeviceTokensFile == o.HtpasswdFile {
+		return nil, errors.New("server: --device-tokens and --htpasswd name the same file: device passwords have a file of their own")
 	}
 	users, err := auth.OpenUsers(o.HtpasswdFile, s.log)
 	if err != nil {
@@ -37,9 +45,7 @@ func (s *Server) newAuth() (*auth.Authenticator, error) {
 		}
 	}
 	s.users = users
-	s.log.Info().Str("htpasswd", o.HtpasswdFile).Int("users", users.Len()).Strs("read_only", o.ReadOnlyUsers).
-		Msg("WebDAV API requires HTTP Basic authentication")
-	return auth.New(auth.Config{
+	cfg := auth.Config{
 		Users:         users,
 		ReadOnly:      o.ReadOnlyUsers,
 		Realm:         o.Realm,
@@ -48,11 +54,29 @@ func (s *Server) newAuth() (*auth.Authenticator, error) {
 		// serves the first request.
 		Observe: func(r auth.Result) { s.metrics.authResult(r) },
 		Log:     s.log.With().Str("component", "auth").Logger(),
-	}), nil
+	}
+	ev := s.log.Info()
+	if o.DeviceTokensFile != "" {
+		tokens, err := auth.OpenDeviceTokens(o.DeviceTokensFile, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("server: --device-tokens: %w", err)
+		}
+		// Only a non-nil *DeviceTokens goes into the interface: a typed
+		// nil would look configured.
+		s.tokens, cfg.Tokens = tokens, tokens
+		ev = ev.Str("device_tokens", o.DeviceTokensFile).Int("tokens", tokens.Len())
+	}
+	ev.Str("htpasswd", o.HtpasswdFile).Int("users", users.Len()).Strs("read_only", o.ReadOnlyUsers).
+		Msg("WebDAV API requires HTTP Basic authentication")
+	return auth.New(cfg), nil
 }
 
-// watchUsers re-reads the htpasswd file when it changes, until ctx ends.
+// watchUsers re-reads the htpasswd and device-token files when they
+// change, until ctx ends.
 func (s *Server) watchUsers(ctx context.Context) {
+	if s.tokens != nil {
+		go s.tokens.Watch(ctx, usersPollInterval)
+	}
 	if s.users != nil {
 		s.users.Watch(ctx, usersPollInterval)
 	}

@@ -18,6 +18,18 @@ func TestNewAuthRefuses(t *testing.T) {
 	if err := os.WriteFile(weak, []byte("alice:plaintext\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	good := filepath.Join(dir, "good")
+	hash, err := auth.HashPassword("alice-pw", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.SetUser(good, "alice", hash); err != nil {
+		t.Fatal(err)
+	}
+	brokenTokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(brokenTokens, []byte("alice laptop\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		opts auth.Options
@@ -26,6 +38,10 @@ func TestNewAuthRefuses(t *testing.T) {
 		{"read-only users without a file", auth.Options{ReadOnlyUsers: []string{"bob"}}, "--read-only-users needs --htpasswd"},
 		{"missing file", auth.Options{HtpasswdFile: filepath.Join(dir, "missing")}, "--htpasswd"},
 		{"only non-bcrypt entries", auth.Options{HtpasswdFile: weak}, "no valid bcrypt entry"},
+		{"device tokens without a file of users", auth.Options{DeviceTokensFile: brokenTokens}, "--device-tokens needs --htpasswd"},
+		{"broken device-token file", auth.Options{HtpasswdFile: good, DeviceTokensFile: brokenTokens}, "--device-tokens"},
+		{"one file for both", auth.Options{HtpasswdFile: good, DeviceTokensFile: good}, "name the same file"},
+		{"device-token file is a directory", auth.Options{HtpasswdFile: good, DeviceTokensFile: dir}, "--device-tokens"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

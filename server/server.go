@@ -151,8 +151,9 @@ type Server struct {
 	fsm        *fsm.FSM
 	node       *replication.Node
 	cluster    *cluster.Cluster
-	users      *auth.Users  // nil: the WebDAV API is open
-	access     *access.File // nil: no per-path rules
+	users      *auth.Users        // nil: the WebDAV API is open
+	tokens     *auth.DeviceTokens // nil: no device passwords
+	access     *access.File       // nil: no per-path rules
 	metrics    *metrics
 	scrub      *scrubber
 	ln         net.Listener

@@ -23,6 +23,10 @@ func authFlags() []cli.Flag {
 			Usage: "htpasswd `FILE` of bcrypt entries (written by dfs user add, or htpasswd -B); WebDAV then requires HTTP Basic authentication. " +
 				"Re-read within about a second when it changes, no restart; an unreadable or broken file keeps the last good users. " +
 				"Without it the WebDAV API is open to anyone who reaches the port"},
+		&cli.StringFlag{Name: "device-tokens", EnvVars: []string{"DFS_DEVICE_TOKENS"},
+			Usage: "device-password `FILE` (written by dfs user token add): each line a token of a user of --htpasswd, who may then " +
+				"log in with it instead of the account password, one per device, revocable on its own. Re-read within about a second " +
+				"when it changes; a missing file holds no tokens, a broken one keeps the last good set. Needs --htpasswd"},
 		&cli.StringSliceFlag{Name: "read-only-users", EnvVars: []string{"DFS_READ_ONLY_USERS"},
 			Usage: "`USERS` (comma-separated or repeated) who may only read: GET, HEAD, OPTIONS, PROPFIND; any other method gets 403 on every node. Needs --htpasswd"},
 		&cli.StringFlag{Name: "auth-realm", EnvVars: []string{"DFS_AUTH_REALM"}, Value: "dfs",
@@ -32,7 +36,8 @@ func authFlags() []cli.Flag {
 
 // authOptions reads the auth flags.
 func authOptions(c *cli.Context) auth.Options {
-	return auth.Options{HtpasswdFile: c.String("htpasswd"), ReadOnlyUsers: c.StringSlice("read-only-users"), Realm: c.String("auth-realm")}
+	return auth.Options{HtpasswdFile: c.String("htpasswd"), DeviceTokensFile: c.String("device-tokens"),
+		ReadOnlyUsers: c.StringSlice("read-only-users"), Realm: c.String("auth-realm")}
 }
 
 func userCommand() *cli.Command {
@@ -45,7 +50,8 @@ func userCommand() *cli.Command {
 			"replaces the file atomically (mode 0600; other lines are kept), and running nodes pick it\n" +
 			"up within about a second, without a restart. Entries are bcrypt, compatible with\n" +
 			"`htpasswd -B`. Every node reads its own copy of the file: give them all the same one\n" +
-			"(in Kubernetes, a Secret mounted as a file; edit a local copy and update the Secret).",
+			"(in Kubernetes, a Secret mounted as a file; edit a local copy and update the Secret).\n" +
+			"Device passwords, one per device and revocable on their own, are under `dfs user token`.",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "add",
@@ -63,10 +69,13 @@ func userCommand() *cli.Command {
 			},
 			{
 				Name:      "remove",
-				Usage:     "remove a user",
+				Usage:     "remove a user (and, with --tokens-file, the user's device passwords)",
 				ArgsUsage: "NAME",
-				Flags:     []cli.Flag{file},
-				Action:    userRemove,
+				Description: "Their device passwords stop working with the user. Pass --tokens-file (or set\n" +
+					"DFS_DEVICE_TOKENS) to delete them from that file too, so that a user of the same\n" +
+					"name added later does not inherit them.",
+				Flags:  []cli.Flag{file, tokensFileFlag()},
+				Action: userRemove,
 			},
 			{
 				Name:   "list",
@@ -74,6 +83,7 @@ func userCommand() *cli.Command {
 				Flags:  []cli.Flag{file},
 				Action: userList,
 			},
+			tokenCommand(file),
 		},
 	}
 }
@@ -170,6 +180,13 @@ func userRemove(c *cli.Context) error {
 		return fmt.Errorf("no user %s in %s", name, path)
 	}
 	fmt.Fprintf(c.App.Writer, "removed user %s from %s\n", name, path)
+	if tp := c.String("tokens-file"); tp != "" {
+		n, err := auth.RemoveUserTokens(tp, name)
+		if err != nil {
+			return fmt.Errorf("user %s removed, but not their device passwords: %w", name, err)
+		}
+		fmt.Fprintf(c.App.Writer, "removed %d device passwords of %s from %s\n", n, name, tp)
+	}
 	return nil
 }
 

@@ -47,7 +47,7 @@ var optionalEnv = []struct{ value, env string }{
 }
 
 // authValues are the auth values checkAuth covers instead of optionalEnv.
-var authValues = []string{"auth.htpasswdSecret", "auth.htpasswdKey"}
+var authValues = []string{"auth.htpasswdSecret", "auth.htpasswdKey", "auth.deviceTokensKey"}
 
 // values is a values file decoded with its numbers as written (Helm's own
 // decoding makes them float64).
@@ -223,9 +223,13 @@ func checkAuth(t *testing.T, r *rendered) {
 	c := container(t, r.sts.Spec.Template.Spec, "dfs")
 	secret, _ := effective(t, r, "auth.htpasswdSecret").(string)
 	file, set := env(c, "DFS_HTPASSWD")
+	tokens, tokensSet := env(c, "DFS_DEVICE_TOKENS")
 	if secret == "" {
 		if set {
 			t.Errorf("DFS_HTPASSWD=%q without auth.htpasswdSecret", file)
+		}
+		if tokensSet {
+			t.Errorf("DFS_DEVICE_TOKENS=%q without auth.htpasswdSecret: dfs refuses tokens without users", tokens)
 		}
 		for _, v := range r.sts.Spec.Template.Spec.Volumes {
 			if v.Secret != nil && v.Secret.SecretName != tlsSecret(t, r) {
@@ -241,6 +245,14 @@ func checkAuth(t *testing.T, r *rendered) {
 	m, v := usersMount(t, r, file)
 	if m == nil {
 		t.Fatalf("DFS_HTPASSWD=%q is on no volume: %+v", file, c.VolumeMounts)
+	}
+	// Device passwords come from the same Secret, hence the same mount.
+	tokensKey, _ := effective(t, r, "auth.deviceTokensKey").(string)
+	switch {
+	case tokensKey == "" && tokensSet:
+		t.Errorf("DFS_DEVICE_TOKENS=%q with an empty auth.deviceTokensKey", tokens)
+	case tokensKey != "" && (tokens != path.Join(path.Dir(file), tokensKey)):
+		t.Errorf("DFS_DEVICE_TOKENS=%q (set: %v), want key %s beside DFS_HTPASSWD=%s", tokens, tokensSet, tokensKey, file)
 	}
 	// kubelet never updates a subPath mount: dfs would keep the users of
 	// the Secret as it was when the pod started.
@@ -318,7 +330,9 @@ func TestValuesReachDfsAsWritten(t *testing.T) {
 			map[string]string{"DFS_QUOTA_BYTES": "1125899906842624", "DFS_MAX_UPLOAD_BYTES": "53687091200", "DFS_SCRUB_RATE": "1073741824"}},
 		{"fractions", "limits: {minFreePercent: 0.5}\n", map[string]string{"DFS_MIN_FREE_PERCENT": "0.5"}},
 		{"one read-only user", "auth: {htpasswdSecret: users, readOnlyUsers: [viewer]}\n",
-			map[string]string{"DFS_READ_ONLY_USERS": "viewer", "DFS_HTPASSWD": "/etc/dfs/users/htpasswd"}},
+			map[string]string{"DFS_READ_ONLY_USERS": "viewer", "DFS_HTPASSWD": "/etc/dfs/users/htpasswd", "DFS_DEVICE_TOKENS": "/etc/dfs/users/device-tokens"}},
+		{"no device passwords", "auth: {htpasswdSecret: users, deviceTokensKey: \"\"}\n",
+			map[string]string{"DFS_HTPASSWD": "/etc/dfs/users/htpasswd"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -362,6 +376,7 @@ func TestSchemaRefusesBadOptions(t *testing.T) {
 		{"user name with a comma", []string{"--set", "auth.htpasswdSecret=u", "--set-json", `auth.readOnlyUsers=["a,b"]`}, "readOnlyUsers"},
 		{"empty htpasswd key", []string{"--set", "auth.htpasswdSecret=u", "--set", "auth.htpasswdKey="}, "htpasswdKey"},
 		{"key with a slash", []string{"--set", "auth.htpasswdSecret=u", "--set", "auth.htpasswdKey=a/b"}, "htpasswdKey"},
+		{"token key with a slash", []string{"--set", "auth.htpasswdSecret=u", "--set", "auth.deviceTokensKey=../t"}, "deviceTokensKey"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -383,7 +398,7 @@ func TestSchemaRefusesBadOptions(t *testing.T) {
 func TestDefaultsLeaveDfsDefaults(t *testing.T) {
 	r := render(t, helm(t), "")
 	c := container(t, r.sts.Spec.Template.Spec, "dfs")
-	for _, name := range append([]string{"DFS_HTPASSWD"}, envNames()...) {
+	for _, name := range append([]string{"DFS_HTPASSWD", "DFS_DEVICE_TOKENS"}, envNames()...) {
 		if v, ok := env(c, name); ok {
 			t.Errorf("defaults set %s=%q", name, v)
 		}
@@ -399,4 +414,15 @@ func envNames() []string {
 		s[i] = o.env
 	}
 	return s
+}
+
+// TestDeviceTokensKeyApart: the device-password key cannot be the htpasswd
+// key; dfs would read one file as both and refuse to start.
+func TestDeviceTokensKeyApart(t *testing.T) {
+	args := []string{"template", release, chartDir, "--kube-version", kubeVersion,
+		"--set", "auth.htpasswdSecret=u", "--set", "auth.htpasswdKey=users", "--set", "auth.deviceTokensKey=users"}
+	out, err := exec.Command(helm(t), args...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "auth.deviceTokensKey must differ from auth.htpasswdKey") {
+		t.Fatalf("helm template with the same key twice: %v\n%s", err, out)
+	}
 }
