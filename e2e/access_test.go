@@ -378,3 +378,58 @@ func TestUserRootLitmus(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceTokensCluster: a device password made by `dfs user token add`
+// works on every node of a cluster (writes through a follower forwarded
+// as its user), a read-only one only reads, and a revoked one stops
+// working on every node within the reload interval.
+func TestDeviceTokensCluster(t *testing.T) {
+	users := accessUsers(t)
+	tokens := filepath.Join(t.TempDir(), "device-tokens")
+	add := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(dfsBin, append([]string{"user", "token", "add", "--tokens-file", tokens, "--file", users}, args...)...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("dfs user token add %v: %v", args, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	laptop := add("alice", "--label", "laptop")
+	phone := add("alice", "--label", "phone", "--read-only")
+	if !strings.HasPrefix(laptop, "dfs_") || laptop == phone {
+		t.Fatalf("tokens %q and %q", laptop, phone)
+	}
+	c := &tcluster{t: t, st: embedded, hc: &http.Client{Timeout: 5 * time.Second}}
+	t.Cleanup(c.hc.CloseIdleConnections)
+	for _, spec := range clusterSpecs(t, 3, embedded, "--htpasswd", users, "--device-tokens", tokens) {
+		c.nodes = append(c.nodes, launchNode(t, spec, false))
+	}
+	c.waitAllReady(t, 60*time.Second)
+	leader := c.nodes[c.leader(t)]
+	c.waitMembers(t, 3)
+	follower := c.followers(t)[0]
+
+	newAuthDAV(t, follower, "alice", laptop).put("/from-laptop.txt", []byte("x"))
+	for _, n := range []*node{leader, follower} {
+		ph := newAuthDAV(t, n, "alice", phone)
+		ph.must("GET", "/from-laptop.txt", nil, nil, http.StatusOK)
+		ph.must("PUT", "/from-phone.txt", []byte("x"), nil, http.StatusForbidden)
+		// A token is alice's password only: not bob's.
+		newAuthDAV(t, n, "bob", laptop).must("GET", "/from-laptop.txt", nil, nil, http.StatusUnauthorized)
+	}
+
+	if out, err := exec.Command(dfsBin, "user", "token", "revoke", "--tokens-file", tokens, "alice", "laptop").CombinedOutput(); err != nil {
+		t.Fatalf("dfs user token revoke: %v\n%s", err, out)
+	}
+	for _, n := range c.nodes {
+		d := newAuthDAV(t, n, "alice", laptop)
+		waitFor(t, 10*time.Second, n.spec.ID+" to refuse the revoked token", func() bool {
+			resp, _ := d.do("GET", "/from-laptop.txt", nil, nil)
+			return resp.StatusCode == http.StatusUnauthorized
+		})
+		// The account password and the other token still work.
+		newAuthDAV(t, n, "alice", "alice-pw").must("GET", "/from-laptop.txt", nil, nil, http.StatusOK)
+		newAuthDAV(t, n, "alice", phone).must("GET", "/from-laptop.txt", nil, nil, http.StatusOK)
+	}
+}
