@@ -60,6 +60,9 @@ func rootInode(ctx context.Context, r metastore.Reader) (metastore.Inode, error)
 // Resolve walks a clean path from the root, one Lookup per segment. A
 // missing path yields a *PathError; any other error comes from the store.
 func Resolve(ctx context.Context, r metastore.Reader, path string) (metastore.Inode, error) {
+	if pr, ok := r.(metastore.PathResolver); ok {
+		return resolveAtOnce(ctx, pr, path)
+	}
 	cur, err := rootInode(ctx, r)
 	if err != nil {
 		return metastore.Inode{}, err
@@ -249,4 +252,30 @@ func parseETags(h string) []etag {
 		i = j + 1
 	}
 	return out
+}
+
+// resolveAtOnce is Resolve on a store that walks the path itself
+// (metastore.PathResolver), with the same answers.
+func resolveAtOnce(ctx context.Context, r metastore.PathResolver, path string) (metastore.Inode, error) {
+	segs := fspath.Segments(path)
+	inos, err := r.ResolvePath(ctx, segs)
+	if err != nil {
+		return metastore.Inode{}, fmt.Errorf("fsm: resolve %s: %w", path, err)
+	}
+	cur := metastore.Inode{ID: metastore.RootID, Kind: metastore.KindDir}
+	if len(inos) > 0 {
+		cur = inos[0]
+	}
+	at := "/"
+	for i, name := range segs {
+		if !cur.IsDir() {
+			return metastore.Inode{}, &PathError{Path: path, At: at, Parent: true}
+		}
+		next := fspath.Join(at, name)
+		if i+1 >= len(inos) {
+			return metastore.Inode{}, &PathError{Path: path, At: next, Parent: i < len(segs)-1}
+		}
+		cur, at = inos[i+1], next
+	}
+	return cur, nil
 }

@@ -53,6 +53,15 @@ var ErrNotFound = errors.New("metastore: not found")
 // log index so that every node assigns the same IDs.
 type ID uint64
 
+// PathResolver is a Reader that resolves a whole path in one call: the
+// inodes of the root and of each segment of segs found, in order, stopping
+// at the first segment that is missing (or that follows a file). A root
+// not stored yet gives none. Redis implements it, so that resolving a path
+// costs one round trip instead of two per segment (fsm.Resolve uses it).
+type PathResolver interface {
+	ResolvePath(ctx context.Context, segs []string) ([]Inode, error)
+}
+
 // RootID is the inode of the namespace root "/".
 const RootID ID = 1
 
