@@ -93,6 +93,10 @@ type benchServer struct {
 	url    string // base URL ending in "/"
 	pid    int
 	client *http.Client // nil: benchClient
+	// baseline names the server of the same benchmark this one is a
+	// variant of: its time per operation over the baseline's is reported
+	// as time-x-baseline, the cost of the one thing that differs. "": none.
+	baseline string
 }
 
 // http is the client that reaches s.
@@ -390,9 +394,9 @@ func put(ctx context.Context, hc *http.Client, url string, body io.Reader, size 
 	return nil
 }
 
-func mkcol(b *testing.B, url string) {
+func mkcol(b *testing.B, hc *http.Client, url string) {
 	b.Helper()
-	status, _, err := request(b.Context(), benchClient, "MKCOL", url, nil, 0, nil)
+	status, _, err := request(b.Context(), hc, "MKCOL", url, nil, 0, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -582,13 +586,14 @@ func (w *rssWatch) Stop(b *testing.B, ops int) int64 {
 // Every sub-benchmark uses b.Loop, so its function runs once per -count
 // and each call is one sample.
 type comparison struct {
-	nsPerOp map[string][]float64 // one sample per -count
-	peak    map[string]int64     // the highest of the samples
-	order   []string
+	nsPerOp  map[string][]float64 // one sample per -count
+	peak     map[string]int64     // the highest of the samples
+	baseline map[string]string    // benchServer.baseline of each server
+	order    []string
 }
 
 func newComparison() *comparison {
-	return &comparison{nsPerOp: map[string][]float64{}, peak: map[string]int64{}}
+	return &comparison{nsPerOp: map[string][]float64{}, peak: map[string]int64{}, baseline: map[string]string{}}
 }
 
 // median returns the median of the samples for name (0 if none).
@@ -606,14 +611,21 @@ func (c *comparison) record(b *testing.B, srv *benchServer, ops int, peak int64)
 	}
 	c.nsPerOp[srv.name] = append(c.nsPerOp[srv.name], ns)
 	c.peak[srv.name] = max(c.peak[srv.name], peak)
+	c.baseline[srv.name] = srv.baseline
 	if ref := c.median("reference"); ref > 0 && srv.name != "reference" {
 		b.ReportMetric(ns/ref, "time-x-ref")
+	}
+	if base := c.median(srv.baseline); base > 0 {
+		b.ReportMetric(ns/base, "time-x-baseline")
 	}
 }
 
 // summary logs each server's median rate (perOp units per operation) and
-// its ratio to the reference's.
+// its ratio to the reference's and to its baseline's.
 func (c *comparison) summary(b *testing.B, unit string, perOp float64) {
+	if len(c.order) == 0 {
+		return // -bench matched none of the servers
+	}
 	ref := c.median("reference")
 	var parts []string
 	for _, name := range c.order {
@@ -622,9 +634,13 @@ func (c *comparison) summary(b *testing.B, unit string, perOp float64) {
 		if ref > 0 && name != "reference" {
 			s += fmt.Sprintf(" = %.2fx reference", ref/ns)
 		}
+		if base := c.median(c.baseline[name]); base > 0 {
+			s += fmt.Sprintf(", %.2fx %s", base/ns, c.baseline[name])
+		}
 		parts = append(parts, s)
 	}
-	b.Logf("summary (median of %d): %s", len(c.nsPerOp["reference"]), strings.Join(parts, "; "))
+	// The first server's count: the reference's, unless -bench left it out.
+	b.Logf("summary (median of %d): %s", len(c.nsPerOp[c.order[0]]), strings.Join(parts, "; "))
 }
 
 // quiesce flushes every dirty page on the machine so one server's
@@ -703,11 +719,13 @@ func BenchmarkLargeGet(b *testing.B) {
 
 // BenchmarkSmallPut uploads new 4 KiB files into one collection, one
 // client after another ("sequential") and from 8 clients at once
-// ("concurrent-8"), and reports files/s, for dfs with each metadata store.
+// ("concurrent-8"), and reports files/s, for dfs with each metadata store,
+// and with users with and without per-path rules (access_bench_test.go).
 func BenchmarkSmallPut(b *testing.B) {
-	servers := []*benchServer{startReference(b), startDFS(b, embedded), startDFS(b, redisStore)}
+	servers := []*benchServer{startReference(b), startDFS(b, embedded), startDFS(b, redisStore),
+		startDFSUsers(b, ""), startDFSUsers(b, benchRules)}
 	for _, srv := range servers {
-		mkcol(b, srv.url+"small/")
+		mkcol(b, srv.http(), srv.url+"small/")
 	}
 	var seed atomic.Uint64
 	for _, clients := range []int{1, 8} {
@@ -724,7 +742,7 @@ func BenchmarkSmallPut(b *testing.B) {
 					w := watchRSS(b, srv.pid)
 					putOne := func(s uint64) error {
 						url := fmt.Sprintf("%ssmall/f%09d.bin", srv.url, s)
-						return put(b.Context(), benchClient, url, bytes.NewReader(smallBody(s)), smallSize)
+						return put(b.Context(), srv.http(), url, bytes.NewReader(smallBody(s)), smallSize)
 					}
 					if clients == 1 {
 						for b.Loop() {
@@ -776,9 +794,12 @@ func BenchmarkSmallPut(b *testing.B) {
 
 // BenchmarkPropfind10000 answers PROPFIND Depth: 1 (allprop, what a client
 // gets without a body) on a collection of 10 000 files, for dfs with each
-// metadata store, and reports the time per PROPFIND.
+// metadata store, and with users with and without per-path rules
+// (access_bench_test.go: every member listed is checked against them), and
+// reports the time per PROPFIND.
 func BenchmarkPropfind10000(b *testing.B) {
-	servers := []*benchServer{startReference(b), startDFS(b, embedded), startDFS(b, redisStore)}
+	servers := []*benchServer{startReference(b), startDFS(b, embedded), startDFS(b, redisStore),
+		startDFSUsers(b, ""), startDFSUsers(b, benchRules)}
 	for _, srv := range servers {
 		fillDir(b, srv)
 	}
@@ -801,7 +822,7 @@ func BenchmarkPropfind10000(b *testing.B) {
 // and checks that a PROPFIND lists them all (which also warms caches).
 func fillDir(b *testing.B, srv *benchServer) {
 	b.Helper()
-	mkcol(b, srv.url+"dir/")
+	mkcol(b, srv.http(), srv.url+"dir/")
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -811,7 +832,7 @@ func fillDir(b *testing.B, srv *benchServer) {
 			for i := next.Add(1); i <= propfindDir; i = next.Add(1) {
 				body := fmt.Sprintf("file %d of the PROPFIND benchmark\n", i)
 				url := fmt.Sprintf("%sdir/file-%05d.txt", srv.url, i)
-				if err := put(b.Context(), benchClient, url, strings.NewReader(body), int64(len(body))); err != nil {
+				if err := put(b.Context(), srv.http(), url, strings.NewReader(body), int64(len(body))); err != nil {
 					errs <- err
 					return
 				}

@@ -105,7 +105,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 	// A collection per target: the leader and the follower serve the
 	// same namespace.
 	for _, srv := range servers {
-		mkcol(b, srv.url+"small-"+srv.name+"/")
+		mkcol(b, srv.http(), srv.url+"small-"+srv.name+"/")
 	}
 
 	rates := map[string]map[string][]float64{"put": {}, "get": {}} // op, server: files/s per round
@@ -117,7 +117,7 @@ func BenchmarkSmallFiles(b *testing.B) {
 		bodies := map[string][][]byte{}
 		for _, srv := range order {
 			dir := fmt.Sprintf("%ssmall-%s/r%02d/", srv.url, srv.name, r)
-			mkcol(b, dir)
+			mkcol(b, srv.http(), dir)
 			// Made before the clock starts: the client's work per request
 			// is then the same small constant for every server.
 			bs := make([][]byte, files)

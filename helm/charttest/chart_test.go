@@ -54,20 +54,21 @@ func helm(t *testing.T) string {
 
 // rendered is one chart rendering, decoded.
 type rendered struct {
-	sts       *appsv1.StatefulSet
-	services  map[string]*corev1.Service
-	secrets   []*corev1.Secret
-	accounts  []*corev1.ServiceAccount
-	roles     []*rbacv1.Role
-	bindings  []*rbacv1.RoleBinding
-	pdbs      []*policyv1.PodDisruptionBudget
-	ingresses []*networkingv1.Ingress
-	netpols   []*networkingv1.NetworkPolicy
-	routes    []*gatewayv1.HTTPRoute
-	monitors  []*serviceMonitor
-	kinds     []string
-	values    string
-	replicas  int
+	sts        *appsv1.StatefulSet
+	services   map[string]*corev1.Service
+	secrets    []*corev1.Secret
+	configMaps []*corev1.ConfigMap
+	accounts   []*corev1.ServiceAccount
+	roles      []*rbacv1.Role
+	bindings   []*rbacv1.RoleBinding
+	pdbs       []*policyv1.PodDisruptionBudget
+	ingresses  []*networkingv1.Ingress
+	netpols    []*networkingv1.NetworkPolicy
+	routes     []*gatewayv1.HTTPRoute
+	monitors   []*serviceMonitor
+	kinds      []string
+	values     string
+	replicas   int
 }
 
 // render runs helm template with a values file ("" for the defaults) and
@@ -110,6 +111,9 @@ func render(t *testing.T, helmBin, values string) *rendered {
 		case "v1 Secret":
 			r.secrets = append(r.secrets, &corev1.Secret{})
 			target = r.secrets[len(r.secrets)-1]
+		case "v1 ConfigMap":
+			r.configMaps = append(r.configMaps, &corev1.ConfigMap{})
+			target = r.configMaps[len(r.configMaps)-1]
 		case "v1 ServiceAccount":
 			r.accounts = append(r.accounts, &corev1.ServiceAccount{})
 			target = r.accounts[len(r.accounts)-1]
@@ -203,6 +207,7 @@ func TestChart(t *testing.T) {
 				{"service monitor", checkServiceMonitor},
 				{"tls", checkTLS},
 				{"auth", checkAuth},
+				{"access rules", checkAccessRules},
 				{"optional env", checkOptionalEnv},
 				{"env names", checkEnvNames},
 			}

@@ -8,5 +8,6 @@
 // every DFS_* variable of the dfs container against the EnvVars of the
 // flags in cmd/dfs (parsed from its source), and the values for users,
 // limits, scrub and timeouts against the variables they must set (and the
-// schema against values dfs would refuse).
+// schema against values dfs would refuse), and the per-path rules'
+// ConfigMap against package access's parser.
 package charttest

@@ -46,8 +46,9 @@ var optionalEnv = []struct{ value, env string }{
 	{"timeouts.io", "DFS_IO_TIMEOUT"},
 }
 
-// authValues are the auth values checkAuth covers instead of optionalEnv.
-var authValues = []string{"auth.htpasswdSecret", "auth.htpasswdKey", "auth.deviceTokensKey"}
+// authValues are the auth values checkAuth and checkAccessRules cover
+// instead of optionalEnv.
+var authValues = []string{"auth.htpasswdSecret", "auth.htpasswdKey", "auth.deviceTokensKey", "auth.accessRules", "auth.accessRulesConfigMap", "auth.accessRulesKey"}
 
 // values is a values file decoded with its numbers as written (Helm's own
 // decoding makes them float64).
@@ -377,6 +378,12 @@ func TestSchemaRefusesBadOptions(t *testing.T) {
 		{"empty htpasswd key", []string{"--set", "auth.htpasswdSecret=u", "--set", "auth.htpasswdKey="}, "htpasswdKey"},
 		{"key with a slash", []string{"--set", "auth.htpasswdSecret=u", "--set", "auth.htpasswdKey=a/b"}, "htpasswdKey"},
 		{"token key with a slash", []string{"--set", "auth.htpasswdSecret=u", "--set", "auth.deviceTokensKey=../t"}, "deviceTokensKey"},
+		// dfs refuses --access-rules without --htpasswd at start.
+		{"access rules without htpasswd", []string{"--set-string", "auth.accessRules=rules: []"}, "htpasswdSecret"},
+		{"rules ConfigMap without htpasswd", []string{"--set", "auth.accessRulesConfigMap=rules"}, "htpasswdSecret"},
+		{"rules twice", []string{"--set", "auth.htpasswdSecret=u", "--set-string", "auth.accessRules=rules: []", "--set", "auth.accessRulesConfigMap=rules"}, "accessRulesConfigMap"},
+		{"rules as a mapping", []string{"--set", "auth.htpasswdSecret=u", "--set-json", `auth.accessRules={"rules":[]}`}, "accessRules"},
+		{"rules key with a slash", []string{"--set", "auth.htpasswdSecret=u", "--set", "auth.accessRulesConfigMap=rules", "--set", "auth.accessRulesKey=a/b"}, "accessRulesKey"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -398,10 +405,13 @@ func TestSchemaRefusesBadOptions(t *testing.T) {
 func TestDefaultsLeaveDfsDefaults(t *testing.T) {
 	r := render(t, helm(t), "")
 	c := container(t, r.sts.Spec.Template.Spec, "dfs")
-	for _, name := range append([]string{"DFS_HTPASSWD", "DFS_DEVICE_TOKENS"}, envNames()...) {
+	for _, name := range append([]string{"DFS_HTPASSWD", "DFS_DEVICE_TOKENS", "DFS_ACCESS_RULES"}, envNames()...) {
 		if v, ok := env(c, name); ok {
 			t.Errorf("defaults set %s=%q", name, v)
 		}
+	}
+	if len(r.configMaps) != 0 {
+		t.Errorf("defaults render %d ConfigMaps, want none", len(r.configMaps))
 	}
 	if n := len(r.sts.Spec.Template.Spec.Volumes); n != 0 {
 		t.Errorf("defaults render %d pod volumes, want none: %+v", n, r.sts.Spec.Template.Spec.Volumes)

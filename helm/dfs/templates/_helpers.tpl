@@ -105,6 +105,20 @@ otherwise print as 1.099511627776e+12, a value dfs refuses. */}}
 updates it in place (it never updates a subPath mount). */}}
 {{- define "dfs.usersDir" -}}/etc/dfs/users{{- end }}
 
+{{/* The ConfigMap holding the per-path rules: auth.accessRulesConfigMap,
+or the chart's own when auth.accessRules is set; empty: no rules. */}}
+{{- define "dfs.accessRulesConfigMap" -}}
+{{- if .Values.auth.accessRulesConfigMap }}
+{{- .Values.auth.accessRulesConfigMap }}
+{{- else if .Values.auth.accessRules }}
+{{- include "dfs.fullname" . }}-access-rules
+{{- end }}
+{{- end }}
+
+{{/* Where that ConfigMap is mounted: a directory, like the users, so that
+kubelet updates the rules in place and dfs reloads them. */}}
+{{- define "dfs.accessRulesDir" -}}/etc/dfs/access{{- end }}
+
 {{/* --public-url: .Values.publicURLs, or else the Ingress hosts and the
 HTTPRoute hostnames of those enabled (no wildcards), each with https://
 and http://; comma-separated, empty when there are none. */}}
