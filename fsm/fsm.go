@@ -225,13 +225,23 @@ func (f *FSM) setHigh(i uint64) {
 // still holds it (AppliedIndex does both).
 func (f *FSM) Applied() uint64 { return f.appliedNow.Load() }
 
-// WaitApplied blocks until the store has applied index (read-your-writes
-// on a follower: wait for the index the leader reported), or ctx is done.
+// WaitApplied blocks until this state machine has applied index to its
+// store (read-your-writes on a follower: wait for the index the leader
+// reported), or ctx is done. When memory does not already say so, it reads
+// the store, and fails if the store lost what it had.
 func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 	for {
 		f.notifyMu.Lock()
 		ch := f.notify
 		f.notifyMu.Unlock()
+		if f.appliedNow.Load() >= index {
+			// This state machine committed index to the store: no store
+			// read (one round trip to Redis on every read request). Had
+			// the store lost it since, the reader's ReadGuard, checked
+			// after its reads, and the periodic store check (WatchStore)
+			// notice.
+			return nil
+		}
 		cur, err := f.AppliedIndex(ctx)
 		if err != nil {
 			return err

@@ -198,10 +198,12 @@ func TestRefCountDuringRestore(t *testing.T) {
 	}
 }
 
-// TestAppliedIndexRefusesLostStore checks that the applied index a reader
-// waits for is refused, not reported, as soon as the store went back: a
-// read or a write's pre-check in the second before the periodic check
-// would otherwise be answered from the lost state.
+// TestAppliedIndexRefusesLostStore checks that the applied index is
+// refused, not reported, as soon as the store went back, and that a reader
+// cannot be answered from the lost state in the second before the periodic
+// check: WaitApplied for an index this state machine committed returns
+// from memory, but the read guard the reader checks after its reads
+// fails, and a wait for a later index reads the store and fails.
 func TestAppliedIndexRefusesLostStore(t *testing.T) {
 	forEachStore(t, func(t *testing.T, open func(*testing.T) metastore.Store) {
 		ctx := context.Background()
@@ -219,14 +221,21 @@ func TestAppliedIndexRefusesLostStore(t *testing.T) {
 		if i, err := f.AppliedIndex(ctx); err != nil || i != 6 {
 			t.Fatalf("AppliedIndex = %d, %v", i, err)
 		}
+		guard := f.ReadGuard()
 		if err := s.Reset(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if i, err := f.AppliedIndex(ctx); !errors.Is(err, ErrRebuilding) {
 			t.Fatalf("AppliedIndex of a flushed store = %d, %v; want ErrRebuilding", i, err)
 		}
-		if err := f.WaitApplied(ctx, 1); !errors.Is(err, ErrRebuilding) {
-			t.Fatalf("WaitApplied on a flushed store = %v; want ErrRebuilding", err)
+		if err := f.WaitApplied(ctx, 6); err != nil {
+			t.Fatalf("WaitApplied for an index this state machine committed = %v; want nil, from memory", err)
+		}
+		if err := guard.Check(ctx); !errors.Is(err, ErrRebuilding) {
+			t.Fatalf("a read guard taken before the flush, checked after = %v; want ErrRebuilding", err)
+		}
+		if err := f.WaitApplied(ctx, 7); !errors.Is(err, ErrRebuilding) {
+			t.Fatalf("WaitApplied for a later index on a flushed store = %v; want ErrRebuilding", err)
 		}
 		if err := f.CheckStore(ctx); err != nil {
 			t.Fatal(err)

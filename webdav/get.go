@@ -38,9 +38,6 @@ func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request, p string) er
 			return fail(http.StatusNotFound, "%s does not exist", p)
 		}
 		if ino.IsDir() {
-			if err := confirmRead(ctx); err != nil {
-				return err
-			}
 			return h.serveCollection(w, r, p, ino)
 		}
 		if r.Method == http.MethodGet {
@@ -82,9 +79,12 @@ type listingEntry struct {
 // serveCollection answers GET on a collection with an HTML index, which is
 // what a person who opens the drive's URL in a browser expects.
 func (h *Handler) serveCollection(w http.ResponseWriter, r *http.Request, p string, ino metastore.Inode) error {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Last-Modified", time.Unix(0, ino.Modified).UTC().Format(http.TimeFormat))
 	if r.Method == http.MethodHead {
+		if err := confirmRead(r.Context()); err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Last-Modified", time.Unix(0, ino.Modified).UTC().Format(http.TimeFormat))
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
@@ -92,6 +92,13 @@ func (h *Handler) serveCollection(w http.ResponseWriter, r *http.Request, p stri
 	if err != nil {
 		return fmt.Errorf("list %s: %w", p, err)
 	}
+	// The listing, like the inode, is served only from the node's whole
+	// state.
+	if err := confirmRead(r.Context()); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Last-Modified", time.Unix(0, ino.Modified).UTC().Format(http.TimeFormat))
 	data := struct {
 		Path    string
 		Parent  string

@@ -46,6 +46,14 @@ func (h *Handler) handlePropfind(w http.ResponseWriter, r *http.Request, p strin
 	fs.quota.want = h.limits.Space != nil && wantsQuota(body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	h.xdav(fs).ServeHTTP(w, r)
+	// The listing went out as x/net walked the store. If the store turned
+	// out not to hold the node's whole state meanwhile (flushed, rolled
+	// back, reloaded), what was sent may be false: cut the connection so
+	// the client cannot take it for a complete answer.
+	if err := confirmRead(r.Context()); err != nil {
+		h.log.Warn().Err(err).Str("path", p).Msg("PROPFIND answer cut: the metadata store changed under it")
+		panic(http.ErrAbortHandler)
+	}
 	return nil
 }
 
