@@ -174,6 +174,7 @@ func serverCommand() *cli.Command {
 	cmd.Flags = append(cmd.Flags, limitsFlags()...)
 	cmd.Flags = append(cmd.Flags, scrubFlags()...)
 	cmd.Flags = append(cmd.Flags, tlsFlags()...)
+	cmd.Flags = append(cmd.Flags, pprofFlags()...)
 	return cmd
 }
 
@@ -185,6 +186,9 @@ func runServer(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := waitRaftAdvertise(ctx, c.String("raft-advertise"), log); err != nil {
+		return err
+	}
+	if err := startPprof(ctx, c.String("pprof-addr"), log); err != nil {
 		return err
 	}
 	srv, err := server.New(ctx, server.Config{
