@@ -188,7 +188,7 @@ func runServer(c *cli.Context) error {
 	if err := waitRaftAdvertise(ctx, c.String("raft-advertise"), log); err != nil {
 		return err
 	}
-	if err := startPprof(ctx, c.String("pprof-addr"), log); err != nil {
+	if _, err := startPprof(ctx, c.String("pprof-addr"), log); err != nil {
 		return err
 	}
 	srv, err := server.New(ctx, server.Config{

@@ -24,15 +24,16 @@ func pprofFlags() []cli.Flag {
 	}
 }
 
-// startPprof serves the profiles on addr until ctx ends. The listener is
-// opened before it returns, so a bad address fails the start.
-func startPprof(ctx context.Context, addr string, log zerolog.Logger) error {
+// startPprof serves the profiles on addr until ctx ends and returns the
+// address it listens on (nil for no addr). The listener is opened before
+// it returns, so a bad address fails the start.
+func startPprof(ctx context.Context, addr string, log zerolog.Logger) (net.Addr, error) {
 	if addr == "" {
-		return nil
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--pprof-addr: %w", err)
+		return nil, fmt.Errorf("--pprof-addr: %w", err)
 	}
 	if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
@@ -56,5 +57,5 @@ func startPprof(ctx context.Context, addr string, log zerolog.Logger) error {
 		}
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("profiles served on /debug/pprof/")
-	return nil
+	return ln.Addr(), nil
 }
