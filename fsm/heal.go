@@ -101,10 +101,32 @@ func (f *FSM) setRebuilding(why string) {
 type ReadGuard struct {
 	f       *FSM
 	reloads uint64
+	high    uint64 // the highest index the store had reached when the read began
 }
 
 // ReadGuard starts a guarded read.
-func (f *FSM) ReadGuard() ReadGuard { return ReadGuard{f: f, reloads: f.reloads.Load()} }
+func (f *FSM) ReadGuard() ReadGuard {
+	return ReadGuard{f: f, reloads: f.reloads.Load(), high: f.highSeen.Load()}
+}
+
+// CheckSeen is Check for a read whose answer depends only on what one
+// store call read together with the store's applied index (ResolveSeen):
+// if that index was below what the store had reached when the read began,
+// the store had lost data by then, and the read may come from the loss.
+// No store read: the index the read came with is the evidence.
+func (g ReadGuard) CheckSeen(applied uint64) error {
+	if r := g.f.reloads.Load(); r != g.reloads || r%2 == 1 {
+		return fmt.Errorf("%w: the store was reloaded while the request read it", ErrRebuilding)
+	}
+	if applied < g.high {
+		select {
+		case g.f.checkNow <- struct{}{}:
+		default:
+		}
+		return fmt.Errorf("%w: the store was at index %d when the request read it, below the %d it had reached", ErrRebuilding, applied, g.high)
+	}
+	return nil
+}
 
 // Check fails with ErrRebuilding if a restore or rebuild was under way at
 // any time since the guard was taken, when what the request read may come

@@ -222,6 +222,9 @@ func TestAppliedIndexRefusesLostStore(t *testing.T) {
 			t.Fatalf("AppliedIndex = %d, %v", i, err)
 		}
 		guard := f.ReadGuard()
+		if err := guard.CheckSeen(6); err != nil {
+			t.Fatalf("CheckSeen of a read at the index the store had reached = %v", err)
+		}
 		if err := s.Reset(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -233,6 +236,9 @@ func TestAppliedIndexRefusesLostStore(t *testing.T) {
 		}
 		if err := guard.Check(ctx); !errors.Is(err, ErrRebuilding) {
 			t.Fatalf("a read guard taken before the flush, checked after = %v; want ErrRebuilding", err)
+		}
+		if err := guard.CheckSeen(0); !errors.Is(err, ErrRebuilding) {
+			t.Fatalf("CheckSeen of a read that came with the flushed store's index 0 = %v; want ErrRebuilding", err)
 		}
 		if err := f.WaitApplied(ctx, 7); !errors.Is(err, ErrRebuilding) {
 			t.Fatalf("WaitApplied for a later index on a flushed store = %v; want ErrRebuilding", err)

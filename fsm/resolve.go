@@ -60,9 +60,24 @@ func rootInode(ctx context.Context, r metastore.Reader) (metastore.Inode, error)
 // Resolve walks a clean path from the root, one Lookup per segment. A
 // missing path yields a *PathError; any other error comes from the store.
 func Resolve(ctx context.Context, r metastore.Reader, path string) (metastore.Inode, error) {
+	ino, _, _, err := ResolveSeen(ctx, r, path)
+	return ino, err
+}
+
+// ResolveSeen is Resolve that also reports, when the store walked the path
+// itself (metastore.PathResolver), the applied index it read at, with seen
+// true: a read that depends on that inode alone can be confirmed with it
+// (ReadGuard.CheckSeen). The index comes with a missing path too.
+func ResolveSeen(ctx context.Context, r metastore.Reader, path string) (ino metastore.Inode, applied uint64, seen bool, err error) {
 	if pr, ok := r.(metastore.PathResolver); ok {
 		return resolveAtOnce(ctx, pr, path)
 	}
+	ino, err = resolveWalking(ctx, r, path)
+	return ino, 0, false, err
+}
+
+// resolveWalking is Resolve one Lookup per segment.
+func resolveWalking(ctx context.Context, r metastore.Reader, path string) (metastore.Inode, error) {
 	cur, err := rootInode(ctx, r)
 	if err != nil {
 		return metastore.Inode{}, err
@@ -256,11 +271,11 @@ func parseETags(h string) []etag {
 
 // resolveAtOnce is Resolve on a store that walks the path itself
 // (metastore.PathResolver), with the same answers.
-func resolveAtOnce(ctx context.Context, r metastore.PathResolver, path string) (metastore.Inode, error) {
+func resolveAtOnce(ctx context.Context, r metastore.PathResolver, path string) (metastore.Inode, uint64, bool, error) {
 	segs := fspath.Segments(path)
-	inos, err := r.ResolvePath(ctx, segs)
+	inos, applied, err := r.ResolvePath(ctx, segs)
 	if err != nil {
-		return metastore.Inode{}, fmt.Errorf("fsm: resolve %s: %w", path, err)
+		return metastore.Inode{}, 0, false, fmt.Errorf("fsm: resolve %s: %w", path, err)
 	}
 	cur := metastore.Inode{ID: metastore.RootID, Kind: metastore.KindDir}
 	if len(inos) > 0 {
@@ -269,13 +284,13 @@ func resolveAtOnce(ctx context.Context, r metastore.PathResolver, path string) (
 	at := "/"
 	for i, name := range segs {
 		if !cur.IsDir() {
-			return metastore.Inode{}, &PathError{Path: path, At: at, Parent: true}
+			return metastore.Inode{}, applied, true, &PathError{Path: path, At: at, Parent: true}
 		}
 		next := fspath.Join(at, name)
 		if i+1 >= len(inos) {
-			return metastore.Inode{}, &PathError{Path: path, At: next, Parent: i < len(segs)-1}
+			return metastore.Inode{}, applied, true, &PathError{Path: path, At: next, Parent: i < len(segs)-1}
 		}
 		cur, at = inos[i+1], next
 	}
-	return cur, nil
+	return cur, applied, true, nil
 }

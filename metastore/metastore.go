@@ -55,11 +55,14 @@ type ID uint64
 
 // PathResolver is a Reader that resolves a whole path in one call: the
 // inodes of the root and of each segment of segs found, in order, stopping
-// at the first segment that is missing (or that follows a file). A root
-// not stored yet gives none. Redis implements it, so that resolving a path
-// costs one round trip instead of two per segment (fsm.Resolve uses it).
+// at the first segment that is missing (or that follows a file), and the
+// store's applied index, all read at one instant. A root not stored yet
+// gives none. Redis implements it, so that resolving a path costs one
+// round trip instead of two per segment (fsm.Resolve uses it), and a read
+// that depends on nothing else needs no second round trip to confirm the
+// store still held the node's state when it read (fsm.ReadGuard.CheckSeen).
 type PathResolver interface {
-	ResolvePath(ctx context.Context, segs []string) ([]Inode, error)
+	ResolvePath(ctx context.Context, segs []string) (inodes []Inode, applied uint64, err error)
 }
 
 // RootID is the inode of the namespace root "/".

@@ -429,9 +429,7 @@ func (s *Server) buildHTTP(gate *auth.Authenticator, davLimits webdav.Limits) er
 
 		MaxTreeEntries: cfg.Limits.MaxTreeEntries,
 		TreeStep:       cfg.TreeStep,
-		StoreGuard: func() func(ctx context.Context) error {
-			return s.fsm.ReadGuard().Check
-		},
+		StoreGuard:     func() webdav.Guard { return s.fsm.ReadGuard() },
 		PublicURLs:     publicURLs,
 		TrustedProxies: trustedProxies,
 		Access:         s.davAccess(),

@@ -35,6 +35,9 @@ type requestFS struct {
 	h      *Handler
 	tokens []string // lock tokens the request submitted
 	cache  map[string]metastore.Inode
+	// seen holds, for a path resolved by a store that walks paths itself,
+	// the applied index it read the path at (confirmResolved).
+	seen   map[string]uint64
 	locks  []metastore.Lock
 	locked bool // locks loaded
 	// propsName and props memoize the last DeadProps answer: x/net's
@@ -96,7 +99,13 @@ func (f *requestFS) resolve(ctx context.Context, name string) (metastore.Inode, 
 	if ino, ok := f.cache[name]; ok {
 		return ino, nil
 	}
-	ino, err := fsm.Resolve(ctx, f.h.meta, name)
+	ino, applied, seen, err := fsm.ResolveSeen(ctx, f.h.meta, name)
+	if seen {
+		if f.seen == nil {
+			f.seen = make(map[string]uint64)
+		}
+		f.seen[name] = applied
+	}
 	if err != nil {
 		if errors.Is(err, metastore.ErrNotFound) {
 			return metastore.Inode{}, notExist("stat", name)

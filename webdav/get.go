@@ -54,7 +54,7 @@ func (h *Handler) handleGet(w http.ResponseWriter, r *http.Request, p string) er
 		}
 		// The inode read above decides what is served: confirm it came
 		// from the node's whole state before the status line goes out.
-		if err := confirmRead(ctx); err != nil {
+		if err := confirmResolved(ctx, fs, p); err != nil {
 			return err
 		}
 		w.Header().Set("Content-Type", contentType(p, ino))

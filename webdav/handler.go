@@ -123,14 +123,14 @@ type Config struct {
 	// node's own (an Ingress host, a load balancer): a COPY or MOVE
 	// Destination may name them (ParsePublicURLs; --public-url).
 	PublicURLs []Origin
-	// StoreGuard is called before a request reads Meta; the function it
-	// returns is called before the answer goes out, and fails if what was
+	// StoreGuard is called before a request reads Meta; the Guard it
+	// returns is checked before the answer goes out, and fails if what was
 	// read may not be the node's state (fsm.FSM.ReadGuard): the store was
 	// reloaded meanwhile, or lost what the node applied (a Redis flushed,
-	// restarted without its data, rolled back). A GET or HEAD, and every
-	// 404, 409 or 412 derived from Meta, is answered only after it
-	// passes, else 503. nil: no check.
-	StoreGuard func() func(ctx context.Context) error
+	// restarted without its data, rolled back). A GET or HEAD, a listing,
+	// and every 404, 409 or 412 derived from Meta, is answered only after
+	// it passes, else 503. nil: no check.
+	StoreGuard func() Guard
 	// UserRoot maps each user's "/" to their own folder (--user-root,
 	// ParseUserRoot); zero: every user sees the whole drive.
 	UserRoot UserRoot
@@ -158,7 +158,7 @@ type Handler struct {
 	uploads  chan struct{} // upload slots; nil: no limit
 	maxTree  int64
 	treeStep int64
-	guard    func() func(ctx context.Context) error
+	guard    func() Guard
 	access   Access
 	userRoot UserRoot
 	homes    homeCache
@@ -407,14 +407,42 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // context.
 type guardKey struct{}
 
+// Guard is a guarded read of Meta (fsm.ReadGuard): Check confirms, with a
+// store read, that everything the request read was the node's state;
+// CheckSeen confirms a read that depended only on what one store call
+// returned together with the store's applied index (fsm.ResolveSeen).
+type Guard interface {
+	Check(ctx context.Context) error
+	CheckSeen(applied uint64) error
+}
+
 // confirmRead fails if what the request read from Meta may not be this
 // node's state (Config.StoreGuard).
 func confirmRead(ctx context.Context) error {
-	check, _ := ctx.Value(guardKey{}).(func(context.Context) error)
-	if check == nil {
+	g, _ := ctx.Value(guardKey{}).(Guard)
+	if g == nil {
 		return nil
 	}
-	if err := check(ctx); err != nil {
+	if err := g.Check(ctx); err != nil {
+		return fmt.Errorf("%w: the local metadata store changed under this request: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// confirmResolved is confirmRead for an answer that depends only on the
+// resolution of p by fs: when the store read the path together with its
+// applied index (one Redis round trip), that index confirms it without
+// another read.
+func confirmResolved(ctx context.Context, fs *requestFS, p string) error {
+	g, _ := ctx.Value(guardKey{}).(Guard)
+	if g == nil {
+		return nil
+	}
+	applied, seen := fs.seen[p]
+	if !seen {
+		return confirmRead(ctx)
+	}
+	if err := g.CheckSeen(applied); err != nil {
 		return fmt.Errorf("%w: the local metadata store changed under this request: %w", ErrUnavailable, err)
 	}
 	return nil

@@ -264,10 +264,17 @@ type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
 
-// guardOf is a Config.StoreGuard whose check is check (nil: no guard).
-func guardOf(check func(context.Context) error) func() func(context.Context) error {
+// guardOf is a Config.StoreGuard whose checks are check (nil: no guard).
+func guardOf(check func(context.Context) error) func() webdav.Guard {
 	if check == nil {
 		return nil
 	}
-	return func() func(context.Context) error { return check }
+	return func() webdav.Guard { return funcGuard(check) }
 }
+
+// funcGuard is a webdav.Guard whose two checks are the one function: a
+// test's store is intact or it is not, whatever the read.
+type funcGuard func(context.Context) error
+
+func (g funcGuard) Check(ctx context.Context) error { return g(ctx) }
+func (g funcGuard) CheckSeen(uint64) error          { return g(context.Background()) }

@@ -53,10 +53,23 @@ func TestResolvePathMatchesWalk(t *testing.T) {
 		}
 	}
 	paths := []string{"/", "/a", "/a/b", "/a/b/f", "/g", "/a/b/f/x", "/g/x/y", "/missing", "/missing/x", "/a/gone", "/a/gone/x", "/a/b/nope", "/a/ü"}
+	appliedIs := func(want uint64) {
+		t.Helper()
+		for _, p := range paths {
+			if _, applied, seen, _ := fsm.ResolveSeen(ctx, s, p); !seen || applied != want {
+				t.Errorf("ResolveSeen(%q): applied %d (seen %v); want %d, read with the walk", p, applied, seen, want)
+			}
+		}
+	}
 	// Before anything is stored: the root is synthesized, nothing else is.
 	check(paths)
+	appliedIs(0)
 	resolveTree(t, s)
 	check(paths)
+	appliedIs(1)
+	if _, _, seen, _ := fsm.ResolveSeen(ctx, walker{s}, "/a"); seen {
+		t.Error("a store that does not walk paths itself reports an applied index")
+	}
 }
 
 // BenchmarkResolve resolves a file four segments deep: one round trip
